@@ -1,0 +1,45 @@
+# wfevents: the targets a developer and CI use. "make help" lists them.
+
+GO      ?= go
+ADDR    ?= 127.0.0.1:2746
+# Tools the build installs go here, outside the repository, so later runs on
+# the same machine reuse them.
+TOOLS_BIN ?= $(HOME)/.cache/wfevents/bin
+MOCKERY_VERSION := v2.53.7
+
+.DEFAULT_GOAL := help
+
+.PHONY: help
+help: ## List the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+.PHONY: run
+run: ## Start the server on an embedded cluster seeded from fixtures/ (ADDR=host:port)
+	$(GO) run ./cmd/wfevents serve --addr $(ADDR) --fixtures fixtures
+
+.PHONY: build
+build: ## Build bin/wfevents
+	$(GO) build -o bin/wfevents ./cmd/wfevents
+
+.PHONY: test
+test: ## Run every test with the race detector
+	$(GO) test -race -count=1 ./...
+
+.PHONY: lint
+lint: ## Check formatting and run go vet
+	@unformatted=$$(gofmt -l $$(find . -name '*.go' -not -path './tools/*')); \
+	if [ -n "$$unformatted" ]; then echo "gofmt would change:"; echo "$$unformatted"; exit 1; fi
+	$(GO) vet ./...
+
+.PHONY: check
+check: lint test ## Check formatting, run go vet, then every test
+
+.PHONY: bench
+bench: ## Run the Go benchmarks (not part of test)
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+.PHONY: mocks
+mocks: ## Regenerate server/mocks with mockery $(MOCKERY_VERSION)
+	GOBIN=$(TOOLS_BIN) GOFLAGS=-mod=mod $(GO) install github.com/vektra/mockery/v2@$(MOCKERY_VERSION)
+	rm -f server/mocks/*.go
+	$(TOOLS_BIN)/mockery --config .mockery.yaml

@@ -1,0 +1,228 @@
+package main
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	k8stesting "k8s.io/client-go/testing"
+
+	"github.com/wfevents/wfevents/fixtures"
+	"github.com/wfevents/wfevents/kube"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files under testdata/golden")
+
+// startApp runs the embedded-mode assembly on the built-in fixtures behind
+// an httptest server. Event IDs are event-1, event-2 and so on.
+func startApp(t testing.TB) (*app, *httptest.Server) {
+	t.Helper()
+
+	seed, err := fixtures.Load(fixtures.Embedded())
+	require.NoError(t, err)
+	var sequence atomic.Int64
+	a, err := newApp(appConfig{
+		Seed:       seed,
+		Logger:     slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug})),
+		NewEventID: func() string { return fmt.Sprintf("event-%d", sequence.Add(1)) },
+	})
+	require.NoError(t, err)
+
+	syncCtx, cancel := contextWithTimeout(t, 10*time.Second)
+	defer cancel()
+	require.True(t, a.start(syncCtx), "template caches did not sync")
+	t.Cleanup(a.stop)
+
+	srv := httptest.NewServer(a.handler)
+	t.Cleanup(srv.Close)
+	return a, srv
+}
+
+// postEvent sends body to path with the headers and returns the status and
+// the decoded response body.
+func postEvent(t testing.TB, url string, headers map[string]string, body io.Reader) (int, map[string]any) {
+	t.Helper()
+
+	req, err := http.NewRequest(http.MethodPost, url, body)
+	require.NoError(t, err)
+	for name, value := range headers {
+		req.Header.Set(name, value)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+
+	var decoded map[string]any
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&decoded))
+	return resp.StatusCode, decoded
+}
+
+// createdWorkflows returns the Workflow objects the fake cluster was asked
+// to create, in order. The recorded object is the one sent, before the fake
+// generated its name.
+func createdWorkflows(a *app) []*unstructured.Unstructured {
+	var created []*unstructured.Unstructured
+	for _, action := range a.cluster.Actions() {
+		create, ok := action.(k8stesting.CreateAction)
+		if !ok || action.GetResource() != kube.WorkflowsResource {
+			continue
+		}
+		created = append(created, create.GetObject().(*unstructured.Unstructured))
+	}
+	return created
+}
+
+// waitForIdle waits until the pipeline holds no event.
+func waitForIdle(t testing.TB, a *app) {
+	t.Helper()
+	require.Eventually(t, func() bool { return a.pipeline.Depth() == 0 }, 10*time.Second, 5*time.Millisecond,
+		"events still held by the pipeline")
+}
+
+func TestEventsCreateWorkflows(t *testing.T) {
+	a, srv := startApp(t)
+	pushBody, err := os.ReadFile("../../fixtures/webhooks/github/push.json")
+	require.NoError(t, err)
+
+	// The reference example of the events design.
+	status, body := postEvent(t, srv.URL+"/api/v1/events/argo", map[string]string{
+		"Authorization": "Bearer admin-token",
+		"X-Argo-E2E":    "true",
+		"Content-Type":  "application/x-www-form-urlencoded",
+	}, strings.NewReader(`{"message": "hello events"}`))
+	require.Equal(t, http.StatusOK, status, body)
+	assert.Equal(t, "event-1", body["eventId"])
+	waitForIdle(t, a)
+
+	// A GitHub push delivery, with the headers GitHub sends.
+	status, body = postEvent(t, srv.URL+"/api/v1/events/argo", map[string]string{
+		"Authorization":       "Bearer github-token",
+		"Content-Type":        "application/json",
+		"User-Agent":          "GitHub-Hookshot/7b5e0c2",
+		"X-GitHub-Event":      "push",
+		"X-GitHub-Delivery":   "72d3162e-cc78-11e3-81ab-4c9367dc0958",
+		"X-GitHub-Hook-ID":    "292430182",
+		"X-Hub-Signature-256": "sha256=d57c68ca6f92289e6987922ff26938930f6e66a2d161ef06abdf1859230aa23c",
+	}, strings.NewReader(string(pushBody)))
+	require.Equal(t, http.StatusOK, status, body)
+	assert.Equal(t, "event-2", body["eventId"])
+	waitForIdle(t, a)
+
+	created := createdWorkflows(a)
+	require.Len(t, created, 2, "want one Workflow per event")
+	assertGolden(t, "seed-example.json", created[0])
+	assertGolden(t, "github-push.json", created[1])
+}
+
+func TestEventsMatchNothing(t *testing.T) {
+	a, srv := startApp(t)
+
+	cases := []struct {
+		name    string
+		token   string
+		headers map[string]string
+		body    string
+	}{
+		{name: "caller is not admin", token: "github-token", headers: map[string]string{"X-Argo-E2E": "true"}, body: `{"message": "hello"}`},
+		{name: "header missing", token: "admin-token", body: `{"message": "hello"}`},
+		{name: "header value differs", token: "admin-token", headers: map[string]string{"X-Argo-E2E": "true, true"}, body: `{"message": "hello"}`},
+		{name: "empty message", token: "admin-token", headers: map[string]string{"X-Argo-E2E": "true"}, body: `{"message": ""}`},
+		{name: "other GitHub event", token: "github-token", headers: map[string]string{"X-GitHub-Event": "ping"}, body: `{"zen": "Keep it logically awesome."}`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			headers := map[string]string{"Authorization": "Bearer " + tc.token}
+			for name, value := range tc.headers {
+				headers[name] = value
+			}
+			status, body := postEvent(t, srv.URL+"/api/v1/events/argo", headers, strings.NewReader(tc.body))
+			require.Equal(t, http.StatusOK, status, body)
+		})
+	}
+
+	waitForIdle(t, a)
+	assert.Empty(t, createdWorkflows(a))
+}
+
+func TestListWorkflowsShowsCreated(t *testing.T) {
+	a, srv := startApp(t)
+
+	status, body := postEvent(t, srv.URL+"/api/v1/events/argo", map[string]string{
+		"Authorization": "Bearer admin-token",
+		"X-Argo-E2E":    "true",
+	}, strings.NewReader(`{"message": "hello events"}`))
+	require.Equal(t, http.StatusOK, status, body)
+	waitForIdle(t, a)
+
+	req, err := http.NewRequest(http.MethodGet, srv.URL+"/api/v1/workflows/argo", nil)
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer admin-token")
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+
+	var list struct {
+		Kind  string           `json:"kind"`
+		Items []map[string]any `json:"items"`
+	}
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&list))
+	assert.Equal(t, "WorkflowList", list.Kind)
+	require.Len(t, list.Items, 1)
+
+	wf := &unstructured.Unstructured{Object: list.Items[0]}
+	assert.True(t, strings.HasPrefix(wf.GetName(), "event-consumer-"), "name %q has no generated suffix", wf.GetName())
+	parameters, _, err := unstructured.NestedSlice(wf.Object, "spec", "arguments", "parameters")
+	require.NoError(t, err)
+	assert.Equal(t, []any{map[string]any{"name": "message", "value": "hello events"}}, parameters)
+}
+
+// assertGolden compares obj, as indented JSON, with testdata/golden/name.
+// With -update it rewrites the file instead.
+func assertGolden(t *testing.T, name string, obj *unstructured.Unstructured) {
+	t.Helper()
+
+	got, err := json.MarshalIndent(obj.Object, "", "  ")
+	require.NoError(t, err)
+	got = append(got, '\n')
+	path := filepath.Join("testdata", "golden", name)
+	if *update {
+		require.NoError(t, os.WriteFile(path, got, 0o644))
+		return
+	}
+	want, err := os.ReadFile(path)
+	require.NoError(t, err, "run go test ./cmd/wfevents -update to create the golden file")
+	assert.Equal(t, string(want), string(got), "created Workflow differs from %s", path)
+}
+
+func TestEventsRejectedWhileShuttingDown(t *testing.T) {
+	a, srv := startApp(t)
+	ctx, cancel := contextWithTimeout(t, 10*time.Second)
+	defer cancel()
+	left, err := a.pipeline.Shutdown(ctx)
+	require.NoError(t, err)
+	require.Zero(t, left)
+
+	req, err := http.NewRequest(http.MethodPost, srv.URL+"/api/v1/events/argo", strings.NewReader(`{}`))
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer admin-token")
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+
+	assert.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
+	assert.NotEmpty(t, resp.Header.Get("Retry-After"))
+}

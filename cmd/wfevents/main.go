@@ -1,0 +1,62 @@
+// Command wfevents turns webhooks into Argo Workflows.
+//
+// Usage:
+//
+//	wfevents serve [flags]
+//
+// Run "wfevents serve -h" for the flags.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	// The first SIGINT or SIGTERM starts a graceful shutdown. A second one
+	// kills the process, because NotifyContext stops catching signals once
+	// its context is done.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		if !errors.Is(err, errUsage) {
+			fmt.Fprintf(os.Stderr, "wfevents: %v\n", err)
+		}
+		os.Exit(2)
+	}
+}
+
+// errUsage marks an error whose explanation was already printed.
+var errUsage = errors.New("usage")
+
+const usage = `wfevents turns webhooks into Argo Workflows.
+
+Usage:
+  wfevents serve [flags]   start the events server
+
+Run "wfevents serve -h" for the flags of serve.
+`
+
+// run executes one subcommand and returns when it is done or ctx is done.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return errUsage
+	}
+
+	switch args[0] {
+	case "serve":
+		return runServe(ctx, args[1:], stdout, stderr)
+	case "help", "-h", "-help", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	fmt.Fprintf(stderr, "wfevents: unknown command %q\n\n%s", args[0], usage)
+	return errUsage
+}

@@ -1,0 +1,160 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/wfevents/wfevents/fixtures"
+	"github.com/wfevents/wfevents/server"
+	"github.com/wfevents/wfevents/workers"
+)
+
+// serveOptions are the flags of "wfevents serve".
+type serveOptions struct {
+	addr         string
+	fixturesDir  string
+	maxBodyBytes int64
+	pipelineSize int
+	workerCount  int
+	instanceID   string
+	drainTimeout time.Duration
+	syncTimeout  time.Duration
+	logLevel     slog.Level
+	logFormat    string
+}
+
+func parseServeFlags(args []string, stderr io.Writer) (serveOptions, error) {
+	var opts serveOptions
+	flags := flag.NewFlagSet("wfevents serve", flag.ContinueOnError)
+	flags.SetOutput(stderr)
+
+	flags.StringVar(&opts.addr, "addr", "127.0.0.1:2746", "`address` to listen on, host:port")
+	flags.StringVar(&opts.fixturesDir, "fixtures", "", "`directory` seeding the embedded cluster: cluster/*.yaml and tokens.csv (default: the fixtures built into the binary)")
+	flags.Int64Var(&opts.maxBodyBytes, "max-body-bytes", server.DefaultMaxBodyBytes, "largest event body accepted, in `bytes`; larger bodies get 413")
+	flags.IntVar(&opts.pipelineSize, "event-pipeline-size", workers.DefaultSize, "events held at once, queued or being processed; the next gets 503")
+	flags.IntVar(&opts.pipelineSize, "event-operation-queue-size", workers.DefaultSize, "alias of --event-pipeline-size, Argo's name")
+	flags.IntVar(&opts.workerCount, "event-worker-count", workers.DefaultWorkers, "workers that process events")
+	flags.StringVar(&opts.instanceID, "instance-id", "", "use only resources labelled workflows.argoproj.io/controller-instanceid=`id`, and label created Workflows with it")
+	flags.DurationVar(&opts.drainTimeout, "drain-timeout", 30*time.Second, "on SIGTERM, how long to wait for queued events to finish")
+	flags.DurationVar(&opts.syncTimeout, "sync-timeout", time.Minute, "how long to wait at start for the template caches to sync")
+	flags.TextVar(&opts.logLevel, "log-level", slog.LevelInfo, "log `level`: debug, info, warn or error")
+	flags.StringVar(&opts.logFormat, "log-format", "text", "log `format`: text or json")
+
+	if err := flags.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return opts, err
+		}
+		return opts, errUsage
+	}
+	if flags.NArg() > 0 {
+		fmt.Fprintf(stderr, "wfevents serve: unexpected argument %q\n", flags.Arg(0))
+		return opts, errUsage
+	}
+	if opts.logFormat != "text" && opts.logFormat != "json" {
+		fmt.Fprintf(stderr, "wfevents serve: invalid --log-format %q: use text or json\n", opts.logFormat)
+		return opts, errUsage
+	}
+	return opts, nil
+}
+
+func newLogger(opts serveOptions, w io.Writer) *slog.Logger {
+	handlerOptions := &slog.HandlerOptions{Level: opts.logLevel}
+	if opts.logFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, handlerOptions))
+	}
+	return slog.New(slog.NewTextHandler(w, handlerOptions))
+}
+
+// runServe starts the server on the embedded cluster and runs until ctx is
+// done, then drains.
+func runServe(ctx context.Context, args []string, _, stderr io.Writer) error {
+	opts, err := parseServeFlags(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	logger := newLogger(opts, stderr)
+
+	// Load the fixtures that seed the embedded cluster.
+	fsys := fixtures.Embedded()
+	if opts.fixturesDir != "" {
+		fsys = os.DirFS(opts.fixturesDir)
+	}
+	seed, err := fixtures.Load(fsys)
+	if err != nil {
+		return fmt.Errorf("load fixtures from %s: %w", fixturesSource(opts.fixturesDir), err)
+	}
+
+	// Assemble the components and wait for the template caches.
+	app, err := newApp(appConfig{
+		Seed:         seed,
+		MaxBodyBytes: opts.maxBodyBytes,
+		PipelineSize: opts.pipelineSize,
+		WorkerCount:  opts.workerCount,
+		InstanceID:   opts.instanceID,
+		Logger:       logger,
+	})
+	if err != nil {
+		return err
+	}
+	defer app.stop()
+	syncCtx, cancelSync := context.WithTimeout(ctx, opts.syncTimeout)
+	defer cancelSync()
+	if !app.start(syncCtx) {
+		return fmt.Errorf("template caches did not sync within %s: raise --sync-timeout", opts.syncTimeout)
+	}
+	logger.Info("caches synced", "templates", len(seed.Objects), "failing_expressions", len(app.catalog.Failing()))
+
+	// Listen before serving, so a busy port fails at start.
+	listener, err := net.Listen("tcp", opts.addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", opts.addr, err)
+	}
+	httpServer := &http.Server{
+		Handler:           app.handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- httpServer.Serve(listener) }()
+	logger.Info("listening", "addr", listener.Addr().String(), "fixtures", fixturesSource(opts.fixturesDir),
+		"event_pipeline_size", opts.pipelineSize, "event_worker_count", opts.workerCount,
+		"max_body_bytes", opts.maxBodyBytes, "instance_id", opts.instanceID)
+
+	select {
+	case <-ctx.Done():
+	case err := <-serveErr:
+		return fmt.Errorf("serve on %s: %w", opts.addr, err)
+	}
+
+	// Stop intake first, so new events get 503 while the queue drains, then
+	// close the listener and wait for requests in flight.
+	drainCtx, cancelDrain := context.WithTimeout(context.Background(), opts.drainTimeout)
+	defer cancelDrain()
+	left, drainErr := app.pipeline.Shutdown(drainCtx)
+	if err := httpServer.Shutdown(drainCtx); err != nil {
+		logger.Warn("http server shutdown incomplete", "error", err)
+	}
+	logger.Info("stopped", "events_left", left)
+	if drainErr != nil {
+		return fmt.Errorf("drain events: %d left unprocessed: %w", left, drainErr)
+	}
+	return nil
+}
+
+func fixturesSource(dir string) string {
+	if dir == "" {
+		return "built-in"
+	}
+	return dir
+}

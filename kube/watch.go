@@ -1,0 +1,109 @@
+package kube
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/dynamic/dynamicinformer"
+	"k8s.io/client-go/tools/cache"
+
+	"github.com/wfevents/wfevents/model"
+)
+
+// TemplateSink receives every template version the informers see.
+// *matcher.Catalog implements it.
+type TemplateSink interface {
+	Upsert(t model.Template) error
+	Delete(ref model.ResourceRef)
+}
+
+// Watcher feeds a TemplateSink from shared informers on WorkflowTemplates and
+// ClusterWorkflowTemplates.
+type Watcher struct {
+	factory dynamicinformer.DynamicSharedInformerFactory
+	synced  []cache.InformerSynced
+	sink    TemplateSink
+	logger  *slog.Logger
+}
+
+// NewWatcher returns a Watcher over dyn. When namespace is not empty, only
+// that namespace's WorkflowTemplates are watched. resync is the informers'
+// resync period; zero disables resyncs.
+func NewWatcher(dyn dynamic.Interface, namespace string, resync time.Duration, sink TemplateSink, logger *slog.Logger) (*Watcher, error) {
+	w := &Watcher{
+		factory: dynamicinformer.NewFilteredDynamicSharedInformerFactory(dyn, resync, namespace, nil),
+		sink:    sink,
+		logger:  logger,
+	}
+
+	for _, informer := range []cache.SharedIndexInformer{
+		w.factory.ForResource(WorkflowTemplatesResource).Informer(),
+		w.factory.ForResource(ClusterWorkflowTemplatesResource).Informer(),
+	} {
+		registration, err := informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
+			AddFunc:    w.upsert,
+			UpdateFunc: func(_, obj any) { w.upsert(obj) },
+			DeleteFunc: w.delete,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("add template event handler: %w", err)
+		}
+		w.synced = append(w.synced, registration.HasSynced)
+	}
+	return w, nil
+}
+
+// Start starts the informers. They stop when ctx is done.
+func (w *Watcher) Start(ctx context.Context) {
+	w.factory.Start(ctx.Done())
+}
+
+// HasSynced reports whether every template seen at start has reached the
+// sink.
+func (w *Watcher) HasSynced() bool {
+	for _, synced := range w.synced {
+		if !synced() {
+			return false
+		}
+	}
+	return true
+}
+
+// WaitForSync blocks until HasSynced or ctx is done, and reports which.
+func (w *Watcher) WaitForSync(ctx context.Context) bool {
+	return cache.WaitForCacheSync(ctx.Done(), w.synced...)
+}
+
+func (w *Watcher) upsert(obj any) {
+	u, ok := obj.(*unstructured.Unstructured)
+	if !ok {
+		w.logger.Error("unexpected object from template informer", "type", fmt.Sprintf("%T", obj))
+		return
+	}
+	t, err := TemplateFromObject(u)
+	if err != nil {
+		// The resource is unusable as it stands; drop any earlier version
+		// so that no stale expression keeps firing.
+		w.logger.Warn("template skipped", "resource", t.Ref.String(), "error", err)
+		w.sink.Delete(t.Ref)
+		return
+	}
+	// The sink logs and remembers compile errors itself.
+	_ = w.sink.Upsert(t)
+}
+
+func (w *Watcher) delete(obj any) {
+	if tombstone, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+		obj = tombstone.Obj
+	}
+	u, ok := obj.(*unstructured.Unstructured)
+	if !ok {
+		w.logger.Error("unexpected object from template informer", "type", fmt.Sprintf("%T", obj))
+		return
+	}
+	w.sink.Delete(model.ResourceRef{Kind: model.Kind(u.GetKind()), Namespace: u.GetNamespace(), Name: u.GetName()})
+}

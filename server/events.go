@@ -1,0 +1,189 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/util/validation"
+
+	"github.com/wfevents/wfevents/matcher"
+	"github.com/wfevents/wfevents/model"
+)
+
+// EventResponse is the body of a successful event submission. Argo's server
+// sends {}, and the extra field keeps Argo clients working.
+type EventResponse struct {
+	EventID string `json:"eventId"`
+}
+
+// droppedHeaders never reach the queue, so a token or session cookie is never
+// stored with an event, logged, or seen by an expression.
+var droppedHeaders = []string{"Authorization", "Cookie", "Proxy-Authorization"}
+
+// handleEvent admits one event: route, authenticate, authorize, read and
+// parse the body, then queue it.
+func (s *Server) handleEvent(w http.ResponseWriter, r *http.Request) {
+	// Route: the namespace and an optional discriminator.
+	namespace, discriminator, err := parseEventPath(r.URL.EscapedPath())
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if err := validateNamespace(namespace); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		s.writeError(w, r, model.Errorf(model.CodeUnimplemented, "method %s is not allowed on %q: send events with POST", r.Method, r.URL.Path))
+		return
+	}
+
+	// Authenticate and authorize before reading the body, so an
+	// unauthenticated sender costs no more than its headers.
+	caller, err := s.authenticate(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if !caller.MayUse(namespace) {
+		s.writeError(w, r, forbiddenNamespace(caller, namespace))
+		return
+	}
+
+	// Read and parse the body, never past the limit.
+	payload, err := s.readPayload(w, r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+
+	// Queue the event. Its headers are copied, because the request's are
+	// reused once the handler returns.
+	headers := r.Header.Clone()
+	for _, name := range droppedHeaders {
+		headers.Del(name)
+	}
+	ev := model.Event{
+		ID:            s.cfg.NewEventID(),
+		Namespace:     namespace,
+		Discriminator: discriminator,
+		Payload:       payload,
+		Headers:       headers,
+		Caller:        caller,
+		ReceivedAt:    s.cfg.Now(),
+	}
+	if err := s.cfg.Queue.Enqueue(ev); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+
+	s.cfg.Logger.Debug("event accepted", "event", ev)
+	w.Header().Set("X-Event-Id", ev.ID)
+	writeJSON(w, http.StatusOK, EventResponse{EventID: ev.ID})
+}
+
+// parseEventPath splits the escaped path /api/v1/events/{namespace}[/{discriminator}]
+// and unescapes each segment, so a discriminator may contain an escaped
+// slash (%2F). A trailing slash after the namespace is the same as none.
+func parseEventPath(escapedPath string) (namespace, discriminator string, err error) {
+	rest := strings.TrimPrefix(escapedPath, eventsPrefix)
+	segments := strings.Split(rest, "/")
+	if len(segments) > 2 {
+		return "", "", model.Errorf(model.CodeNotFound, "path %q has too many segments: use /api/v1/events/{namespace} or /api/v1/events/{namespace}/{discriminator}", escapedPath)
+	}
+	for i, segment := range segments {
+		if segments[i], err = url.PathUnescape(segment); err != nil {
+			return "", "", model.Errorf(model.CodeInvalid, "path %q is not validly escaped: %v", escapedPath, err)
+		}
+	}
+	if len(segments) == 1 {
+		return segments[0], "", nil
+	}
+	return segments[0], segments[1], nil
+}
+
+func forbiddenNamespace(caller model.Identity, namespace string) error {
+	if namespace == "" {
+		return model.Errorf(model.CodePermissionDenied, "caller %q may not send cluster-scoped events: only a cluster-scoped token may omit the namespace", caller.Subject)
+	}
+	return model.Errorf(model.CodePermissionDenied, "caller %q may not send events to namespace %q", caller.Subject, namespace)
+}
+
+// authenticate reads the bearer token and resolves it within the admission
+// deadline. When the authenticator does not return in time, even one that
+// ignores its context, the sender gets a 503 at the deadline, so a slow
+// identity service never makes the sender wait.
+func (s *Server) authenticate(r *http.Request) (model.Identity, error) {
+	header := r.Header.Get("Authorization")
+	if header == "" {
+		return model.Identity{}, model.Errorf(model.CodeUnauthenticated, "missing Authorization header: send Authorization: Bearer <token>")
+	}
+	scheme, token, found := strings.Cut(header, " ")
+	token = strings.TrimSpace(token)
+	if !found || !strings.EqualFold(scheme, "Bearer") || token == "" {
+		return model.Identity{}, model.Errorf(model.CodeUnauthenticated, "malformed Authorization header: send Authorization: Bearer <token>")
+	}
+
+	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.AdmissionTimeout)
+	defer cancel()
+	type result struct {
+		identity model.Identity
+		err      error
+	}
+	done := make(chan result, 1)
+	go func() {
+		identity, err := s.cfg.Authenticator.Authenticate(ctx, model.Token(token))
+		done <- result{identity, err}
+	}()
+
+	select {
+	case res := <-done:
+		if res.err == nil || ctx.Err() == nil {
+			return res.identity, res.err
+		}
+	case <-ctx.Done():
+	}
+	return model.Identity{}, &model.Error{
+		Code:    model.CodeUnavailable,
+		Message: fmt.Sprintf("authentication did not finish within %s: retry later", s.cfg.AdmissionTimeout),
+		Err:     ctx.Err(),
+	}
+}
+
+// readPayload reads the body up to the limit and decodes it.
+func (s *Server) readPayload(w http.ResponseWriter, r *http.Request) (any, error) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
+	if maxErr, ok := errors.AsType[*http.MaxBytesError](err); ok {
+		return nil, &model.Error{
+			Code:    model.CodeResourceExhausted,
+			Message: fmt.Sprintf("request body is larger than the limit of %d bytes: send a smaller event or raise --max-body-bytes", maxErr.Limit),
+			Err:     err,
+		}
+	}
+	if err != nil {
+		return nil, &model.Error{Code: model.CodeInvalid, Message: "read request body failed", Err: err}
+	}
+
+	payload, err := matcher.DecodeJSON(body)
+	if err != nil {
+		// The decoder's message names the offending byte, which is what the
+		// sender needs, so it is the whole message.
+		return nil, model.Errorf(model.CodeInvalid, "request body must be one JSON value: %v", err)
+	}
+	return payload, nil
+}
+
+// validateNamespace rejects a namespace that Kubernetes would not accept, so
+// the sender learns of a typo at once. The empty namespace is valid.
+func validateNamespace(namespace string) error {
+	if errs := validation.IsDNS1123Label(namespace); namespace != "" && len(errs) > 0 {
+		return model.Errorf(model.CodeInvalid, "namespace %q in path is not valid: %s", namespace, strings.Join(errs, "; "))
+	}
+	return nil
+}

@@ -1,0 +1,188 @@
+// Package server is the HTTP surface of wfevents: the events endpoint, the
+// Workflow list, and health checks. Its handler authenticates, parses and
+// queues an event, and leaves all matching and creating to the workers.
+package server
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/wfevents/wfevents/model"
+)
+
+// Authenticator resolves a bearer token to the caller's identity. An unknown
+// token is a *model.Error with code model.CodeUnauthenticated.
+type Authenticator interface {
+	Authenticate(ctx context.Context, token model.Token) (model.Identity, error)
+}
+
+// Queue accepts events for the workers. Enqueue must not wait for room: a
+// full queue is an error with code model.CodeUnavailable.
+type Queue interface {
+	Enqueue(ev model.Event) error
+}
+
+// WorkflowLister lists the Workflows of a namespace as JSON objects.
+type WorkflowLister interface {
+	ListWorkflowObjects(ctx context.Context, namespace string) ([]map[string]any, error)
+}
+
+// DefaultMaxBodyBytes is the body size limit when Config.MaxBodyBytes is zero.
+const DefaultMaxBodyBytes = 2 << 20
+
+// DefaultAdmissionTimeout is the admission deadline when
+// Config.AdmissionTimeout is zero. It is well under the 10 seconds after
+// which webhook senders such as GitHub give up on a delivery.
+const DefaultAdmissionTimeout = 5 * time.Second
+
+// Config configures a Server. Authenticator and Queue are required.
+type Config struct {
+	Authenticator Authenticator
+	Queue         Queue
+
+	// Workflows serves GET /api/v1/workflows/{namespace}. When it is nil,
+	// that route returns 404.
+	Workflows WorkflowLister
+
+	// MaxBodyBytes limits the event body. Zero means DefaultMaxBodyBytes.
+	MaxBodyBytes int64
+
+	// AdmissionTimeout bounds authentication. Zero means
+	// DefaultAdmissionTimeout.
+	AdmissionTimeout time.Duration
+
+	// Ready reports whether the server may take events, for /readyz. Nil
+	// means always ready.
+	Ready func() bool
+
+	// Logger receives errors and, at Debug, one line per request. Nil
+	// discards.
+	Logger *slog.Logger
+
+	// Now returns the current time. Nil means time.Now.
+	Now func() time.Time
+
+	// NewEventID returns a new event ID. Nil means a random UUID.
+	NewEventID func() string
+}
+
+// Server is the wfevents HTTP handler. It is safe for concurrent use.
+type Server struct {
+	cfg Config
+	mux *http.ServeMux
+}
+
+// New validates cfg, fills in its defaults and returns a Server.
+func New(cfg Config) (*Server, error) {
+	if cfg.Authenticator == nil {
+		return nil, errors.New("new server: Config.Authenticator is required")
+	}
+	if cfg.Queue == nil {
+		return nil, errors.New("new server: Config.Queue is required")
+	}
+	if cfg.MaxBodyBytes < 0 || cfg.AdmissionTimeout < 0 {
+		return nil, errors.New("new server: Config.MaxBodyBytes and Config.AdmissionTimeout must not be negative")
+	}
+	if cfg.MaxBodyBytes == 0 {
+		cfg.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if cfg.AdmissionTimeout == 0 {
+		cfg.AdmissionTimeout = DefaultAdmissionTimeout
+	}
+	if cfg.Ready == nil {
+		cfg.Ready = func() bool { return true }
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.NewEventID == nil {
+		cfg.NewEventID = uuid.NewString
+	}
+
+	s := &Server{cfg: cfg, mux: http.NewServeMux()}
+	s.mux.HandleFunc("GET /api/v1/workflows/{namespace}", s.handleListWorkflows)
+	s.mux.HandleFunc("GET /healthz", s.handleHealthz)
+	s.mux.HandleFunc("GET /readyz", s.handleReadyz)
+	s.mux.HandleFunc("/", s.handleNotFound)
+	return s, nil
+}
+
+// eventsPrefix is the path prefix of the events endpoint.
+const eventsPrefix = "/api/v1/events/"
+
+// ServeHTTP routes the request.
+//
+// The events endpoint is routed by hand because its cluster-scoped form,
+// /api/v1/events//{discriminator}, has an empty segment, and http.ServeMux
+// redirects such paths, and clients do not follow a redirect for POST.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if strings.HasPrefix(r.URL.Path, eventsPrefix) {
+		s.handleEvent(w, r)
+		return
+	}
+	s.mux.ServeHTTP(w, r)
+}
+
+func (s *Server) handleHealthz(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func (s *Server) handleReadyz(w http.ResponseWriter, _ *http.Request) {
+	if !s.cfg.Ready() {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not ready: template caches are not synced yet"})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func (s *Server) handleNotFound(w http.ResponseWriter, r *http.Request) {
+	s.writeError(w, r, model.Errorf(model.CodeNotFound, "no route for %s %q: events go to POST /api/v1/events/{namespace}", r.Method, r.URL.Path))
+}
+
+// handleListWorkflows lists the Workflows of a namespace in the shape of
+// Argo's WorkflowList, so that a user can see what an event created.
+func (s *Server) handleListWorkflows(w http.ResponseWriter, r *http.Request) {
+	namespace := r.PathValue("namespace")
+	if err := validateNamespace(namespace); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if s.cfg.Workflows == nil {
+		s.writeError(w, r, model.Errorf(model.CodeNotFound, "listing workflows is not available on this server"))
+		return
+	}
+
+	caller, err := s.authenticate(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if !caller.MayUse(namespace) {
+		s.writeError(w, r, model.Errorf(model.CodePermissionDenied, "caller %q may not read workflows in namespace %q", caller.Subject, namespace))
+		return
+	}
+
+	items, err := s.cfg.Workflows.ListWorkflowObjects(r.Context(), namespace)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if items == nil {
+		items = []map[string]any{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{
+		"apiVersion": "argoproj.io/v1alpha1",
+		"kind":       "WorkflowList",
+		"metadata":   map[string]any{},
+		"items":      items,
+	})
+}

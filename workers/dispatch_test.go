@@ -1,0 +1,253 @@
+package workers
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/wfevents/wfevents/matcher"
+	"github.com/wfevents/wfevents/model"
+)
+
+// fakeCreator records created Workflows. Its create function, when set,
+// decides each call's result.
+type fakeCreator struct {
+	mu      sync.Mutex
+	created []model.Workflow
+	calls   int
+	create  func(call int, wf model.Workflow) error
+}
+
+func (f *fakeCreator) CreateWorkflow(_ context.Context, wf model.Workflow) (model.Workflow, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+
+	f.calls++
+	if f.create != nil {
+		if err := f.create(f.calls, wf); err != nil {
+			return model.Workflow{}, err
+		}
+	}
+	wf.Name = wf.GenerateName + "abcde"
+	f.created = append(f.created, wf)
+	return wf, nil
+}
+
+func template(kind model.Kind, namespace, name, expression string, parameters ...model.Parameter) model.Template {
+	return model.Template{
+		Ref:             model.ResourceRef{Kind: kind, Namespace: namespace, Name: name},
+		UID:             namespace + "/" + name,
+		ResourceVersion: "1",
+		Expression:      expression,
+		Parameters:      parameters,
+	}
+}
+
+func newCatalog(t testing.TB, templates ...model.Template) *matcher.Catalog {
+	t.Helper()
+	catalog := matcher.NewCatalog("", nil)
+	for _, tmpl := range templates {
+		require.NoError(t, catalog.Upsert(tmpl))
+	}
+	return catalog
+}
+
+func adminEvent(namespace string, payload any) model.Event {
+	return model.Event{
+		ID:        "event-1",
+		Namespace: namespace,
+		Payload:   payload,
+		Caller:    model.Identity{Subject: "system:serviceaccount:argo:ci", AllNamespaces: true},
+	}
+}
+
+func TestDispatchCreatesOnePerMatch(t *testing.T) {
+	catalog := newCatalog(t,
+		template(model.KindWorkflowTemplate, "argo", "build", `event.kind == "push"`,
+			model.Parameter{Name: "sha", Expression: "event.sha"}),
+		template(model.KindWorkflowTemplate, "argo", "notify", `true`),
+		template(model.KindWorkflowTemplate, "argo", "release", `event.kind == "release"`),
+		template(model.KindWorkflowTemplate, "other", "build", `true`),
+	)
+	creator := &fakeCreator{}
+	dispatcher := &Dispatcher{Templates: catalog, Creator: creator}
+
+	outcomes := dispatcher.Dispatch(t.Context(), adminEvent("argo", map[string]any{"kind": "push", "sha": "abc123"}), false)
+
+	require.Len(t, outcomes, 3, "want the templates of namespace argo only")
+	assert.True(t, outcomes[0].Matched)
+	assert.True(t, outcomes[1].Matched)
+	assert.False(t, outcomes[2].Matched)
+	assert.Nil(t, outcomes[2].Workflow)
+	require.Len(t, creator.created, 2)
+
+	build := creator.created[0]
+	assert.Equal(t, "argo", build.Namespace)
+	assert.Equal(t, "build-", build.GenerateName)
+	assert.Equal(t, model.TemplateRef{Name: "build"}, build.TemplateRef)
+	assert.Equal(t, []model.ParameterValue{{Name: "sha", Value: "abc123"}}, build.Parameters)
+	assert.Equal(t, map[string]string{
+		model.LabelWorkflowTemplate: "build",
+		model.LabelCreator:          "system-serviceaccount-argo-ci",
+		model.LabelEventID:          "event-1",
+	}, build.Labels)
+	assert.Equal(t, "build-abcde", outcomes[0].Workflow.Name, "outcome carries the created name")
+}
+
+func TestDispatchFailureSkipsOnlyThatTemplate(t *testing.T) {
+	catalog := newCatalog(t,
+		template(model.KindWorkflowTemplate, "argo", "a-not-bool", `event.kind`),
+		template(model.KindWorkflowTemplate, "argo", "b-runtime-error", `event.missing.field == 1`),
+		template(model.KindWorkflowTemplate, "argo", "c-bad-parameter", `true`,
+			model.Parameter{Name: "p", Expression: "event.missing.field"}),
+		template(model.KindWorkflowTemplate, "argo", "d-forbidden", `true`),
+		template(model.KindWorkflowTemplate, "argo", "e-fine", `true`),
+	)
+	creator := &fakeCreator{create: func(_ int, wf model.Workflow) error {
+		if wf.TemplateRef.Name == "d-forbidden" {
+			return model.Errorf(model.CodePermissionDenied, "forbidden")
+		}
+		return nil
+	}}
+	dispatcher := &Dispatcher{Templates: catalog, Creator: creator}
+
+	outcomes := dispatcher.Dispatch(t.Context(), adminEvent("argo", map[string]any{"kind": "push"}), false)
+
+	require.Len(t, outcomes, 5)
+	for _, outcome := range outcomes[:4] {
+		assert.Error(t, outcome.Err, outcome.Ref.String())
+		assert.Nil(t, outcome.Workflow, outcome.Ref.String())
+	}
+	var evalErr *matcher.EvalError
+	assert.ErrorAs(t, outcomes[0].Err, &evalErr)
+	assert.ErrorContains(t, outcomes[0].Err, "want bool")
+	assert.Equal(t, model.CodePermissionDenied, model.ErrorCode(outcomes[3].Err))
+	assert.NoError(t, outcomes[4].Err)
+	require.Len(t, creator.created, 1)
+	assert.Equal(t, "e-fine-", creator.created[0].GenerateName)
+	assert.Equal(t, 2, creator.calls, "a permanent error is not retried")
+}
+
+func TestDispatchClusterTemplate(t *testing.T) {
+	catalog := newCatalog(t, template(model.KindClusterWorkflowTemplate, "", "shared", `namespace == "team-a"`))
+	creator := &fakeCreator{}
+	dispatcher := &Dispatcher{Templates: catalog, Creator: creator, InstanceID: "prod"}
+
+	dispatcher.Dispatch(t.Context(), adminEvent("team-a", nil), false)
+
+	require.Len(t, creator.created, 1)
+	wf := creator.created[0]
+	assert.Equal(t, "team-a", wf.Namespace, "cluster template Workflows run in the event's namespace")
+	assert.Equal(t, model.TemplateRef{Name: "shared", ClusterScope: true}, wf.TemplateRef)
+	assert.Equal(t, "shared", wf.Labels[model.LabelClusterWorkflowTemplate])
+	assert.NotContains(t, wf.Labels, model.LabelWorkflowTemplate)
+	assert.Equal(t, "prod", wf.Labels[model.LabelInstanceID])
+}
+
+func TestDispatchClusterScopedEvent(t *testing.T) {
+	catalog := newCatalog(t,
+		template(model.KindWorkflowTemplate, "team-a", "build", `true`),
+		template(model.KindWorkflowTemplate, "team-b", "build", `true`),
+		template(model.KindClusterWorkflowTemplate, "", "shared", `true`),
+	)
+	creator := &fakeCreator{}
+	dispatcher := &Dispatcher{Templates: catalog, Creator: creator}
+	ev := adminEvent("", nil)
+	ev.Caller = model.Identity{Subject: "ops", Namespaces: []string{"team-b"}, AllNamespaces: false}
+
+	outcomes := dispatcher.Dispatch(t.Context(), ev, false)
+
+	require.Len(t, outcomes, 1, "only namespaces the caller may use are in scope")
+	require.Len(t, creator.created, 1)
+	assert.Equal(t, "team-b", creator.created[0].Namespace)
+}
+
+func TestDispatchDryRunCreatesNothing(t *testing.T) {
+	catalog := newCatalog(t, template(model.KindWorkflowTemplate, "argo", "build", `true`,
+		model.Parameter{Name: "n", Expression: "event.n"}))
+	creator := &fakeCreator{}
+	dispatcher := &Dispatcher{Templates: catalog, Creator: creator}
+
+	outcomes := dispatcher.Dispatch(t.Context(), adminEvent("argo", map[string]any{"n": int64(9007199254740993)}), true)
+
+	require.Len(t, outcomes, 1)
+	require.NotNil(t, outcomes[0].Workflow)
+	assert.Equal(t, []model.ParameterValue{{Name: "n", Value: "9007199254740993"}}, outcomes[0].Workflow.Parameters)
+	assert.Zero(t, creator.calls)
+}
+
+func TestDispatchRetriesTransientErrors(t *testing.T) {
+	catalog := newCatalog(t, template(model.KindWorkflowTemplate, "argo", "build", `true`))
+	backoff := Backoff{Attempts: 3, Initial: time.Millisecond, Max: 2 * time.Millisecond}
+
+	cases := []struct {
+		name        string
+		failures    int
+		wantCalls   int
+		wantCreated int
+	}{
+		{name: "succeeds on third attempt", failures: 2, wantCalls: 3, wantCreated: 1},
+		{name: "gives up after attempts", failures: 5, wantCalls: 3, wantCreated: 0},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			creator := &fakeCreator{create: func(call int, _ model.Workflow) error {
+				if call <= tc.failures {
+					return &model.Error{Code: model.CodeUnavailable, Message: "too many requests", Err: errors.New("429")}
+				}
+				return nil
+			}}
+			dispatcher := &Dispatcher{Templates: catalog, Creator: creator, Backoff: backoff}
+
+			outcomes := dispatcher.Dispatch(t.Context(), adminEvent("argo", nil), false)
+
+			require.Len(t, outcomes, 1)
+			assert.Equal(t, tc.wantCalls, creator.calls)
+			assert.Len(t, creator.created, tc.wantCreated)
+			assert.Equal(t, tc.wantCreated == 0, outcomes[0].Err != nil, "error %v", outcomes[0].Err)
+		})
+	}
+}
+
+func TestDispatchRetryStopsWhenContextEnds(t *testing.T) {
+	catalog := newCatalog(t, template(model.KindWorkflowTemplate, "argo", "build", `true`))
+	ctx, cancel := context.WithCancel(t.Context())
+	creator := &fakeCreator{create: func(int, model.Workflow) error {
+		cancel()
+		return &model.Error{Code: model.CodeUnavailable, Message: "unavailable"}
+	}}
+	dispatcher := &Dispatcher{Templates: catalog, Creator: creator, Backoff: Backoff{Attempts: 10, Initial: time.Hour, Max: time.Hour}}
+
+	outcomes := dispatcher.Dispatch(ctx, adminEvent("argo", nil), false)
+
+	require.Len(t, outcomes, 1)
+	assert.ErrorIs(t, outcomes[0].Err, context.Canceled)
+	assert.Equal(t, 1, creator.calls)
+}
+
+func TestLabelValue(t *testing.T) {
+	cases := []struct {
+		name  string
+		input string
+		want  string
+	}{
+		{name: "plain", input: "admin", want: "admin"},
+		{name: "service account", input: "system:serviceaccount:argo:github", want: "system-serviceaccount-argo-github"},
+		{name: "email", input: "person1@example.invalid", want: "person1-example.invalid"},
+		{name: "runs collapse", input: "a::@@b", want: "a-b"},
+		{name: "edges trimmed", input: ":admin.", want: "admin"},
+		{name: "long cut to 63", input: "x" + strings.Repeat("a", 80), want: "x" + strings.Repeat("a", 62)},
+		{name: "empty", input: "", want: ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			assert.Equal(t, tc.want, LabelValue(tc.input))
+		})
+	}
+}
