@@ -21,8 +21,12 @@ run: ## Start the server on an embedded cluster seeded from fixtures/ (ADDR=host
 build: ## Build bin/wfevents
 	$(GO) build -o bin/wfevents ./cmd/wfevents
 
+.PHONY: kube-binaries
+kube-binaries: ## Build kube-apiserver and etcd for the integration tests, cached outside the repository
+	tools/kube/build.sh
+
 .PHONY: test
-test: ## Run every test with the race detector
+test: kube-binaries ## Run every test with the race detector, integration tests on a real API server included
 	$(GO) test -race -count=1 ./...
 
 .PHONY: lint

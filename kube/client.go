@@ -3,44 +3,125 @@ package kube
 import (
 	"context"
 	"fmt"
+	"net/http"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/transport"
 
 	"github.com/wfevents/wfevents/model"
 )
 
-// Client creates and lists Workflows through the dynamic client. It is safe
-// for concurrent use.
+// Client reads templates and creates and lists Workflows through the dynamic
+// client. It is safe for concurrent use.
 type Client struct {
+	// dynamic acts as the server itself.
 	dynamic dynamic.Interface
+
+	// config and httpClient, when set, build clients that impersonate the
+	// caller. They share httpClient's transport, so impersonating adds no
+	// connections.
+	config     *rest.Config
+	httpClient *http.Client
 }
 
-// NewClient returns a Client that uses dyn.
+// NewClient returns a Client that acts as whoever dyn is configured as. It
+// does not impersonate callers, which suits the embedded cluster, where
+// there is no access control to enforce.
 func NewClient(dyn dynamic.Interface) *Client {
 	return &Client{dynamic: dyn}
 }
 
-// CreateWorkflow creates wf and returns it as stored, with its generated name.
-// The error is a *model.Error whose code classifies the API server's response.
-func (c *Client) CreateWorkflow(ctx context.Context, wf model.Workflow) (model.Workflow, error) {
-	obj := WorkflowToObject(wf)
-	created, err := c.dynamic.Resource(WorkflowsResource).Namespace(wf.Namespace).Create(ctx, obj, metav1.CreateOptions{})
+// NewImpersonatingClient returns a Client that reads templates and creates
+// Workflows as the caller, through Kubernetes impersonation, so the API
+// server applies the caller's RBAC. The identity in config needs the
+// impersonate verb on users, groups, uids and serviceaccounts.
+func NewImpersonatingClient(config *rest.Config) (*Client, error) {
+	httpClient, err := rest.HTTPClientFor(config)
 	if err != nil {
-		return model.Workflow{}, classify(fmt.Sprintf("create workflow in namespace %q", wf.Namespace), err)
+		return nil, fmt.Errorf("build HTTP client for %s: %w", config.Host, err)
+	}
+	dyn, err := dynamic.NewForConfigAndClient(config, httpClient)
+	if err != nil {
+		return nil, fmt.Errorf("build dynamic client for %s: %w", config.Host, err)
+	}
+	return &Client{dynamic: dyn, config: config, httpClient: httpClient}, nil
+}
+
+// forCaller returns a dynamic client that acts as caller, or the server's own
+// client when the Client does not impersonate.
+func (c *Client) forCaller(caller model.Identity) (dynamic.Interface, error) {
+	if c.config == nil {
+		return c.dynamic, nil
+	}
+	impersonating := &http.Client{
+		Transport: transport.NewImpersonatingRoundTripper(transport.ImpersonationConfig{
+			UserName: caller.Subject,
+			UID:      caller.UID,
+			Groups:   caller.Groups,
+		}, c.httpClient.Transport),
+		Timeout: c.httpClient.Timeout,
+	}
+	// NOTE: the caller's extra attributes from the TokenReview (such as a
+	// service account token's pod name) are not impersonated, because that
+	// needs the impersonate verb on userextras for every key.
+	return dynamic.NewForConfigAndClient(c.config, impersonating)
+}
+
+// CreateWorkflow creates wf as caller and returns it as stored, with its
+// generated name. It first reads the referenced template as caller, so that a
+// caller who may not read the template cannot start it. The error is a
+// *model.Error whose code classifies the API server's response.
+func (c *Client) CreateWorkflow(ctx context.Context, caller model.Identity, wf model.Workflow) (model.Workflow, error) {
+	dyn, err := c.forCaller(caller)
+	if err != nil {
+		return model.Workflow{}, &model.Error{Code: model.CodeInternal, Message: "impersonate caller failed", Err: err}
+	}
+
+	// Read the template as the caller.
+	templates := dyn.Resource(WorkflowTemplatesResource).Namespace(wf.Namespace)
+	kind := "workflowtemplate"
+	if wf.TemplateRef.ClusterScope {
+		templates = dyn.Resource(ClusterWorkflowTemplatesResource)
+		kind = "clusterworkflowtemplate"
+	}
+	if _, err := templates.Get(ctx, wf.TemplateRef.Name, metav1.GetOptions{}); err != nil {
+		return model.Workflow{}, classify(fmt.Sprintf("read %s %q as %q", kind, wf.TemplateRef.Name, caller.Subject), err)
+	}
+
+	// Create the Workflow as the caller.
+	obj := WorkflowToObject(wf)
+	created, err := dyn.Resource(WorkflowsResource).Namespace(wf.Namespace).Create(ctx, obj, metav1.CreateOptions{})
+	if err != nil {
+		return model.Workflow{}, classify(fmt.Sprintf("create workflow in namespace %q as %q", wf.Namespace, caller.Subject), err)
 	}
 	return WorkflowFromObject(created), nil
 }
 
-// ListWorkflows lists the Workflows of namespace.
+// ListWorkflows lists the Workflows of namespace as the server itself.
 func (c *Client) ListWorkflows(ctx context.Context, namespace string) (*unstructured.UnstructuredList, error) {
 	list, err := c.dynamic.Resource(WorkflowsResource).Namespace(namespace).List(ctx, metav1.ListOptions{})
 	if err != nil {
 		return nil, classify(fmt.Sprintf("list workflows in namespace %q", namespace), err)
 	}
 	return list, nil
+}
+
+// ListWorkflowObjects lists the Workflows of namespace as JSON objects, for
+// the HTTP list endpoint.
+func (c *Client) ListWorkflowObjects(ctx context.Context, namespace string) ([]map[string]any, error) {
+	list, err := c.ListWorkflows(ctx, namespace)
+	if err != nil {
+		return nil, err
+	}
+	items := make([]map[string]any, len(list.Items))
+	for i := range list.Items {
+		items[i] = list.Items[i].Object
+	}
+	return items, nil
 }
 
 // classify wraps an API error in a *model.Error. Only 429 and 503 are
@@ -59,18 +140,4 @@ func classify(operation string, err error) error {
 		code = model.CodeInvalid
 	}
 	return &model.Error{Code: code, Message: operation + " failed", Err: err}
-}
-
-// ListWorkflowObjects lists the Workflows of namespace as JSON objects, for
-// the HTTP list endpoint.
-func (c *Client) ListWorkflowObjects(ctx context.Context, namespace string) ([]map[string]any, error) {
-	list, err := c.ListWorkflows(ctx, namespace)
-	if err != nil {
-		return nil, err
-	}
-	items := make([]map[string]any, len(list.Items))
-	for i := range list.Items {
-		items[i] = list.Items[i].Object
-	}
-	return items, nil
 }

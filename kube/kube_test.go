@@ -123,10 +123,10 @@ func TestWorkflowObjectRoundTrip(t *testing.T) {
 }
 
 func TestClientCreateGeneratesName(t *testing.T) {
-	dyn := NewFakeDynamicClient()
+	dyn := NewFakeDynamicClient(objectFromYAML(t, templateYAML))
 	client := NewClient(dyn)
 
-	created, err := client.CreateWorkflow(t.Context(), model.Workflow{Namespace: "argo", GenerateName: "build-", TemplateRef: model.TemplateRef{Name: "build"}})
+	created, err := client.CreateWorkflow(t.Context(), model.Identity{Subject: "admin"}, model.Workflow{Namespace: "argo", GenerateName: "build-", TemplateRef: model.TemplateRef{Name: "build"}})
 	require.NoError(t, err)
 
 	assert.Regexp(t, `^build-[a-z0-9]{5}$`, created.Name)
@@ -134,6 +134,20 @@ func TestClientCreateGeneratesName(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, items, 1)
 	assert.Equal(t, created.Name, (&unstructured.Unstructured{Object: items[0]}).GetName())
+}
+
+func TestClientCreateNeedsTemplate(t *testing.T) {
+	dyn := NewFakeDynamicClient()
+	client := NewClient(dyn)
+
+	_, err := client.CreateWorkflow(t.Context(), model.Identity{Subject: "admin"}, model.Workflow{Namespace: "argo", GenerateName: "gone-", TemplateRef: model.TemplateRef{Name: "gone"}})
+
+	require.Error(t, err)
+	assert.Equal(t, model.CodeNotFound, model.ErrorCode(err))
+	assert.Contains(t, err.Error(), `read workflowtemplate "gone" as "admin"`)
+	for _, action := range dyn.Actions() {
+		assert.NotEqual(t, "create", action.GetVerb(), "nothing is created without the template")
+	}
 }
 
 func TestClassify(t *testing.T) {
@@ -197,7 +211,7 @@ func TestWatcherFeedsSink(t *testing.T) {
 	cluster := objectFromYAML(t, "apiVersion: argoproj.io/v1alpha1\nkind: ClusterWorkflowTemplate\nmetadata: {name: shared}\nspec: {event: {expression: 'true'}}\n")
 	dyn := NewFakeDynamicClient(template, cluster)
 	sink := &recordingSink{upserted: make(map[model.ResourceRef]model.Template)}
-	watcher, err := NewWatcher(dyn, "", 0, sink, slog.New(slog.NewTextHandler(t.Output(), nil)))
+	watcher, err := NewWatcher(dyn, WatcherConfig{Sink: sink, Logger: slog.New(slog.NewTextHandler(t.Output(), nil))})
 	require.NoError(t, err)
 
 	watcher.Start(t.Context())
@@ -227,7 +241,7 @@ func TestWatcherDropsUnreadableTemplate(t *testing.T) {
 	broken := objectFromYAML(t, "apiVersion: argoproj.io/v1alpha1\nkind: WorkflowTemplate\nmetadata: {name: broken, namespace: argo}\nspec: {event: {expression: [1]}}\n")
 	dyn := NewFakeDynamicClient(broken)
 	sink := &recordingSink{upserted: make(map[model.ResourceRef]model.Template)}
-	watcher, err := NewWatcher(dyn, "", 0, sink, slog.New(slog.NewTextHandler(t.Output(), nil)))
+	watcher, err := NewWatcher(dyn, WatcherConfig{Sink: sink, Logger: slog.New(slog.NewTextHandler(t.Output(), nil))})
 	require.NoError(t, err)
 
 	watcher.Start(t.Context())

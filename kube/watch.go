@@ -21,23 +21,53 @@ type TemplateSink interface {
 	Delete(ref model.ResourceRef)
 }
 
+// CompileErrorReporter receives each template version whose expressions do
+// not compile. *Recorder implements it.
+type CompileErrorReporter interface {
+	ReportCompileError(t model.Template, err error)
+}
+
+// WatcherConfig configures a Watcher. Sink is required.
+type WatcherConfig struct {
+	Sink TemplateSink
+
+	// Reporter, when set, receives compile errors, once per version.
+	Reporter CompileErrorReporter
+
+	// Namespace, when set, limits the WorkflowTemplates watched to one
+	// namespace.
+	Namespace string
+
+	// Resync is the informers' resync period. Zero disables resyncs.
+	Resync time.Duration
+
+	// Logger receives unusable templates. Nil discards.
+	Logger *slog.Logger
+}
+
 // Watcher feeds a TemplateSink from shared informers on WorkflowTemplates and
 // ClusterWorkflowTemplates.
 type Watcher struct {
-	factory dynamicinformer.DynamicSharedInformerFactory
-	synced  []cache.InformerSynced
-	sink    TemplateSink
-	logger  *slog.Logger
+	factory  dynamicinformer.DynamicSharedInformerFactory
+	synced   []cache.InformerSynced
+	sink     TemplateSink
+	reporter CompileErrorReporter
+	logger   *slog.Logger
 }
 
-// NewWatcher returns a Watcher over dyn. When namespace is not empty, only
-// that namespace's WorkflowTemplates are watched. resync is the informers'
-// resync period; zero disables resyncs.
-func NewWatcher(dyn dynamic.Interface, namespace string, resync time.Duration, sink TemplateSink, logger *slog.Logger) (*Watcher, error) {
+// NewWatcher returns a Watcher over dyn.
+func NewWatcher(dyn dynamic.Interface, cfg WatcherConfig) (*Watcher, error) {
+	if cfg.Sink == nil {
+		return nil, fmt.Errorf("new watcher: WatcherConfig.Sink is required")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
 	w := &Watcher{
-		factory: dynamicinformer.NewFilteredDynamicSharedInformerFactory(dyn, resync, namespace, nil),
-		sink:    sink,
-		logger:  logger,
+		factory:  dynamicinformer.NewFilteredDynamicSharedInformerFactory(dyn, cfg.Resync, cfg.Namespace, nil),
+		sink:     cfg.Sink,
+		reporter: cfg.Reporter,
+		logger:   cfg.Logger,
 	}
 
 	for _, informer := range []cache.SharedIndexInformer{
@@ -92,8 +122,10 @@ func (w *Watcher) upsert(obj any) {
 		w.sink.Delete(t.Ref)
 		return
 	}
-	// The sink logs and remembers compile errors itself.
-	_ = w.sink.Upsert(t)
+	// The sink logs compile errors, and returns each version's only once.
+	if err := w.sink.Upsert(t); err != nil && w.reporter != nil {
+		w.reporter.ReportCompileError(t, err)
+	}
 }
 
 func (w *Watcher) delete(obj any) {

@@ -18,8 +18,14 @@ type Catalog struct {
 	mu sync.RWMutex
 	// programs maps a namespace ("" for cluster-scoped kinds) to its programs.
 	programs map[string]map[model.ResourceRef]*Program
-	// failing holds the latest compile error of each resource that has one.
-	failing map[model.ResourceRef]*CompileError
+	// failing holds the latest compile error of each resource that has one,
+	// with the version that failed.
+	failing map[model.ResourceRef]failure
+}
+
+type failure struct {
+	template model.Template
+	err      *CompileError
 }
 
 // NewCatalog returns an empty catalog. Only resources whose instance ID label
@@ -33,14 +39,16 @@ func NewCatalog(instanceID string, logger *slog.Logger) *Catalog {
 		instanceID: instanceID,
 		logger:     logger,
 		programs:   make(map[string]map[model.ResourceRef]*Program),
-		failing:    make(map[model.ResourceRef]*CompileError),
+		failing:    make(map[model.ResourceRef]failure),
 	}
 }
 
 // Upsert compiles t and stores it, replacing any earlier version. A version
-// already compiled is not compiled again. A template without an event block,
-// or with another instance ID, is removed. A compile error is returned and
-// remembered, and the resource is left out until a version compiles.
+// already compiled, or already known not to compile, is not compiled again
+// and returns nil, so a caller that reports the returned error reports each
+// version once. A template without an event block, or with another instance
+// ID, is removed. A compile error is returned and remembered, and the
+// resource is left out until a version compiles.
 func (c *Catalog) Upsert(t model.Template) error {
 	if !t.HasEvent() || !c.ownsInstance(t) {
 		c.Delete(t.Ref)
@@ -56,8 +64,7 @@ func (c *Catalog) Upsert(t model.Template) error {
 	defer c.mu.Unlock()
 	c.remove(t.Ref)
 	if err != nil {
-		compileErr := err.(*CompileError)
-		c.failing[t.Ref] = compileErr
+		c.failing[t.Ref] = failure{template: t, err: err.(*CompileError)}
 		c.logger.Warn("expression does not compile", "resource", t.Ref.String(), "resource_version", t.ResourceVersion, "error", err)
 		return err
 	}
@@ -89,8 +96,9 @@ func (c *Catalog) isCurrent(t model.Template) bool {
 	if program, ok := c.programs[t.Ref.Namespace][t.Ref]; ok {
 		return sameVersion(program.Template, t)
 	}
-	// NOTE: a failing version is compiled again on every informer resync;
-	// the cost is one compile per resync period, not per event.
+	if failed, ok := c.failing[t.Ref]; ok {
+		return sameVersion(failed.template, t)
+	}
 	return false
 }
 
@@ -123,20 +131,32 @@ func (c *Catalog) remove(ref model.ResourceRef) {
 //
 // NOTE: a cluster-scoped event does not see cluster templates, because their
 // Workflow is created in the event's namespace and such an event has none.
+//
+// mayUse is called without the catalog's lock held, because it may ask the
+// API server.
 func (c *Catalog) InScope(namespace string, mayUse func(namespace string) bool) []*Program {
-	c.mu.RLock()
 	var programs []*Program
 	if namespace != "" {
+		c.mu.RLock()
 		programs = appendPrograms(programs, c.programs[namespace])
 		programs = appendPrograms(programs, c.programs[""])
+		c.mu.RUnlock()
 	} else {
+		c.mu.RLock()
+		byNamespace := make(map[string][]*Program, len(c.programs))
 		for ns, byRef := range c.programs {
-			if ns != "" && mayUse(ns) {
-				programs = appendPrograms(programs, byRef)
+			if ns != "" {
+				byNamespace[ns] = appendPrograms(nil, byRef)
+			}
+		}
+		c.mu.RUnlock()
+
+		for ns, inNamespace := range byNamespace {
+			if mayUse(ns) {
+				programs = append(programs, inNamespace...)
 			}
 		}
 	}
-	c.mu.RUnlock()
 
 	sort.Slice(programs, func(i, j int) bool {
 		a, b := programs[i].Template.Ref, programs[j].Template.Ref
@@ -162,8 +182,8 @@ func appendPrograms(programs []*Program, byRef map[model.ResourceRef]*Program) [
 func (c *Catalog) Failing() []*CompileError {
 	c.mu.RLock()
 	failing := make([]*CompileError, 0, len(c.failing))
-	for _, err := range c.failing {
-		failing = append(failing, err)
+	for _, failed := range c.failing {
+		failing = append(failing, failed.err)
 	}
 	c.mu.RUnlock()
 

@@ -140,10 +140,12 @@ func TestCatalogCompileError(t *testing.T) {
 	assert.Contains(t, logs.String(), "resource=WorkflowTemplate/argo/a")
 	assert.Contains(t, logs.String(), "resource_version=2")
 
-	// A failing version is compiled again, and fails again.
-	err = c.Upsert(newTemplate(ref, "2", "event =="))
-	require.ErrorAs(t, err, &compileErr)
+	// The same failing version, as an informer resync delivers it, is not
+	// compiled or reported again, but stays failing.
+	logs.Reset()
+	assert.NoError(t, c.Upsert(newTemplate(ref, "2", "event ==")))
 	assert.Len(t, c.Failing(), 1)
+	assert.NotContains(t, logs.String(), "expression does not compile")
 
 	require.NoError(t, c.Upsert(newTemplate(ref, "3", "true")))
 	assert.Empty(t, c.Failing(), "after a version that compiles")
@@ -401,10 +403,12 @@ func TestCatalogConcurrentUse(t *testing.T) {
 // does not compile.
 type catalogModel struct {
 	compiled map[model.ResourceRef]model.Template
-	failing  map[model.ResourceRef]bool
+	failing  map[model.ResourceRef]model.Template
 }
 
-func (m *catalogModel) upsert(t model.Template, instanceID string, compiles bool) {
+// upsert applies t and reports whether Upsert must return an error: only when
+// it compiles a version that fails, not when it skips a version it knows.
+func (m *catalogModel) upsert(t model.Template, instanceID string, compiles bool) (wantErr bool) {
 	label, labelled := t.Labels[model.LabelInstanceID]
 	sameInstance := !labelled
 	if instanceID != "" {
@@ -412,17 +416,24 @@ func (m *catalogModel) upsert(t model.Template, instanceID string, compiles bool
 	}
 	if t.Expression == "" || !sameInstance {
 		m.delete(t.Ref)
-		return
+		return false
 	}
-	if old, ok := m.compiled[t.Ref]; ok && old.ResourceVersion != "" && old.UID == t.UID && old.ResourceVersion == t.ResourceVersion {
-		return
+	sameVersion := func(old model.Template) bool {
+		return old.ResourceVersion != "" && old.UID == t.UID && old.ResourceVersion == t.ResourceVersion
+	}
+	if old, ok := m.compiled[t.Ref]; ok && sameVersion(old) {
+		return false
+	}
+	if old, ok := m.failing[t.Ref]; ok && sameVersion(old) {
+		return false
 	}
 	m.delete(t.Ref)
 	if compiles {
 		m.compiled[t.Ref] = t
-	} else {
-		m.failing[t.Ref] = true
+		return false
 	}
+	m.failing[t.Ref] = t
+	return true
 }
 
 func (m *catalogModel) delete(ref model.ResourceRef) {
@@ -471,7 +482,7 @@ func TestCatalogModelProperty(t *testing.T) {
 	checkProperty(t, func(t *rapid.T) {
 		instanceID := rapid.SampledFrom([]string{"", "x"}).Draw(t, "instance ID")
 		c := NewCatalog(instanceID, nil)
-		m := &catalogModel{compiled: map[model.ResourceRef]model.Template{}, failing: map[model.ResourceRef]bool{}}
+		m := &catalogModel{compiled: map[model.ResourceRef]model.Template{}, failing: map[model.ResourceRef]model.Template{}}
 
 		for range rapid.IntRange(1, 40).Draw(t, "operations") {
 			ref := rapid.SampledFrom(refs).Draw(t, "ref")
@@ -499,8 +510,7 @@ func TestCatalogModelProperty(t *testing.T) {
 				t.Logf("upsert %s uid=%s version=%q expression=%q labels=%v",
 					ref, template.UID, template.ResourceVersion, template.Expression, template.Labels)
 				err := c.Upsert(template)
-				m.upsert(template, instanceID, compiles[template.Expression])
-				if m.failing[ref] {
+				if m.upsert(template, instanceID, compiles[template.Expression]) {
 					assert.Error(t, err)
 				} else {
 					assert.NoError(t, err)

@@ -1,6 +1,7 @@
 package model
 
 import (
+	"context"
 	"log/slog"
 	"slices"
 	"time"
@@ -94,3 +95,10 @@ func (Token) LogValue() slog.Value { return slog.StringValue("REDACTED") }
 
 // GoString returns a fixed placeholder for the %#v verb.
 func (Token) GoString() string { return `model.Token("REDACTED")` }
+
+// Authorizer decides whether a caller may create Workflows in a namespace.
+// The empty namespace asks whether the caller may create them in every
+// namespace, which is what a cluster-scoped event requires.
+type Authorizer interface {
+	MayCreateWorkflows(ctx context.Context, caller Identity, namespace string) (bool, error)
+}

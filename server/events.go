@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 
 	"k8s.io/apimachinery/pkg/util/validation"
 
@@ -51,8 +52,8 @@ func (s *Server) handleEvent(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	if !caller.MayUse(namespace) {
-		s.writeError(w, r, forbiddenNamespace(caller, namespace))
+	if err := s.authorize(r, caller, namespace); err != nil {
+		s.writeError(w, r, err)
 		return
 	}
 
@@ -108,11 +109,22 @@ func parseEventPath(escapedPath string) (namespace, discriminator string, err er
 	return segments[0], segments[1], nil
 }
 
-func forbiddenNamespace(caller model.Identity, namespace string) error {
-	if namespace == "" {
-		return model.Errorf(model.CodePermissionDenied, "caller %q may not send cluster-scoped events: only a cluster-scoped token may omit the namespace", caller.Subject)
+// authorize checks that caller may create Workflows in namespace, within
+// the admission deadline.
+func (s *Server) authorize(r *http.Request, caller model.Identity, namespace string) error {
+	allowed, err := withDeadline(r.Context(), s.cfg.AdmissionTimeout, "authorization", func(ctx context.Context) (bool, error) {
+		return s.cfg.Authorizer.MayCreateWorkflows(ctx, caller, namespace)
+	})
+	if err != nil {
+		return err
 	}
-	return model.Errorf(model.CodePermissionDenied, "caller %q may not send events to namespace %q", caller.Subject, namespace)
+	if allowed {
+		return nil
+	}
+	if namespace == "" {
+		return model.Errorf(model.CodePermissionDenied, "caller %q may not send cluster-scoped events: only a caller that may create workflows in every namespace may omit the namespace", caller.Subject)
+	}
+	return model.Errorf(model.CodePermissionDenied, "caller %q may not send events to namespace %q: it may not create workflows there", caller.Subject, namespace)
 }
 
 // authenticate reads the bearer token and resolves it within the admission
@@ -130,28 +142,38 @@ func (s *Server) authenticate(r *http.Request) (model.Identity, error) {
 		return model.Identity{}, model.Errorf(model.CodeUnauthenticated, "malformed Authorization header: send Authorization: Bearer <token>")
 	}
 
-	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.AdmissionTimeout)
+	return withDeadline(r.Context(), s.cfg.AdmissionTimeout, "authentication", func(ctx context.Context) (model.Identity, error) {
+		return s.cfg.Authenticator.Authenticate(ctx, model.Token(token))
+	})
+}
+
+// withDeadline runs call with a context that ends after timeout, and returns
+// its result, or a CodeUnavailable error naming the step once that context is
+// done, even when call ignores its context and goes on.
+func withDeadline[T any](parent context.Context, timeout time.Duration, step string, call func(context.Context) (T, error)) (T, error) {
+	ctx, cancel := context.WithTimeout(parent, timeout)
 	defer cancel()
 	type result struct {
-		identity model.Identity
-		err      error
+		value T
+		err   error
 	}
 	done := make(chan result, 1)
 	go func() {
-		identity, err := s.cfg.Authenticator.Authenticate(ctx, model.Token(token))
-		done <- result{identity, err}
+		value, err := call(ctx)
+		done <- result{value, err}
 	}()
 
 	select {
 	case res := <-done:
 		if res.err == nil || ctx.Err() == nil {
-			return res.identity, res.err
+			return res.value, res.err
 		}
 	case <-ctx.Done():
 	}
-	return model.Identity{}, &model.Error{
+	var zero T
+	return zero, &model.Error{
 		Code:    model.CodeUnavailable,
-		Message: fmt.Sprintf("authentication did not finish within %s: retry later", s.cfg.AdmissionTimeout),
+		Message: fmt.Sprintf("%s did not finish within %s: retry later", step, timeout),
 		Err:     ctx.Err(),
 	}
 }

@@ -46,6 +46,10 @@ type Config struct {
 	Authenticator Authenticator
 	Queue         Queue
 
+	// Authorizer decides which namespaces a caller may send events to.
+	// Nil means the namespaces listed in the caller's model.Identity.
+	Authorizer model.Authorizer
+
 	// Workflows serves GET /api/v1/workflows/{namespace}. When it is nil,
 	// that route returns 404.
 	Workflows WorkflowLister
@@ -94,6 +98,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.AdmissionTimeout == 0 {
 		cfg.AdmissionTimeout = DefaultAdmissionTimeout
+	}
+	if cfg.Authorizer == nil {
+		cfg.Authorizer = identityAuthorizer{}
 	}
 	if cfg.Ready == nil {
 		cfg.Ready = func() bool { return true }
@@ -166,8 +173,10 @@ func (s *Server) handleListWorkflows(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	if !caller.MayUse(namespace) {
-		s.writeError(w, r, model.Errorf(model.CodePermissionDenied, "caller %q may not read workflows in namespace %q", caller.Subject, namespace))
+	// NOTE: listing is allowed to whoever may create Workflows in the
+	// namespace, which is the one permission the server checks.
+	if err := s.authorize(r, caller, namespace); err != nil {
+		s.writeError(w, r, err)
 		return
 	}
 
@@ -185,4 +194,11 @@ func (s *Server) handleListWorkflows(w http.ResponseWriter, r *http.Request) {
 		"metadata":   map[string]any{},
 		"items":      items,
 	})
+}
+
+// identityAuthorizer allows the namespaces listed in the caller's identity.
+type identityAuthorizer struct{}
+
+func (identityAuthorizer) MayCreateWorkflows(_ context.Context, caller model.Identity, namespace string) (bool, error) {
+	return caller.MayUse(namespace), nil
 }

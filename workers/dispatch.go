@@ -13,10 +13,18 @@ import (
 	"github.com/wfevents/wfevents/model"
 )
 
-// WorkflowCreator creates Workflows in the cluster. An error whose code is
-// model.CodeUnavailable is transient and may be retried; any other is final.
+// WorkflowCreator creates Workflows in the cluster on behalf of a caller, so
+// that the cluster's access control applies to the caller. An error whose
+// code is model.CodeUnavailable is transient and may be retried, and any
+// other is final.
 type WorkflowCreator interface {
-	CreateWorkflow(ctx context.Context, wf model.Workflow) (model.Workflow, error)
+	CreateWorkflow(ctx context.Context, caller model.Identity, wf model.Workflow) (model.Workflow, error)
+}
+
+// FailureReporter makes a template's failure for an event visible where the
+// template's owner looks, such as a Kubernetes Event on the template.
+type FailureReporter interface {
+	ReportFailure(t model.Template, eventID string, err error)
 }
 
 // TemplateSource returns the compiled templates an event must be evaluated
@@ -38,6 +46,8 @@ type Outcome struct {
 	// Err is the evaluation or creation error, if any. It affects only this
 	// template: the event's other templates are still processed.
 	Err error
+
+	template model.Template
 }
 
 // Backoff sets how transient create errors are retried.
@@ -56,6 +66,13 @@ var DefaultBackoff = Backoff{Attempts: 5, Initial: 200 * time.Millisecond, Max: 
 type Dispatcher struct {
 	Templates TemplateSource
 	Creator   WorkflowCreator
+
+	// Authorizer selects the namespaces a cluster-scoped event reaches. Nil
+	// means the namespaces listed in the caller's model.Identity.
+	Authorizer model.Authorizer
+
+	// Reporter, when set, receives every template that failed for an event.
+	Reporter FailureReporter
 
 	// InstanceID, when set, is written on every created Workflow.
 	InstanceID string
@@ -78,6 +95,9 @@ func (d *Dispatcher) Process(ctx context.Context, ev model.Event) {
 	for _, outcome := range outcomes {
 		if outcome.Err != nil {
 			logger.Error("template failed for event", "resource", outcome.Ref.String(), "error", outcome.Err)
+			if d.Reporter != nil {
+				d.Reporter.ReportFailure(outcome.template, ev.ID, outcome.Err)
+			}
 			continue
 		}
 		if outcome.Matched {
@@ -95,11 +115,11 @@ func (d *Dispatcher) Process(ctx context.Context, ev model.Event) {
 // template in scope, in the order of TemplateSource.InScope.
 func (d *Dispatcher) Dispatch(ctx context.Context, ev model.Event, dryRun bool) []Outcome {
 	env := matcher.NewEnv(ev)
-	programs := d.Templates.InScope(ev.Namespace, ev.Caller.MayUse)
+	programs := d.Templates.InScope(ev.Namespace, d.mayUse(ctx, ev))
 
 	outcomes := make([]Outcome, 0, len(programs))
 	for _, program := range programs {
-		outcome := Outcome{Ref: program.Template.Ref}
+		outcome := Outcome{Ref: program.Template.Ref, template: program.Template}
 
 		// Evaluate the event expression, then the parameters.
 		outcome.Matched, outcome.Err = program.Match(env)
@@ -117,7 +137,7 @@ func (d *Dispatcher) Dispatch(ctx context.Context, ev model.Event, dryRun bool) 
 		// Build the Workflow and create it, unless this is a dry run.
 		wf := d.newWorkflow(ev, program.Template, parameters)
 		if !dryRun {
-			wf, err = d.create(ctx, wf)
+			wf, err = d.create(ctx, ev.Caller, wf)
 			if err != nil {
 				outcome.Err = fmt.Errorf("create workflow from %s: %w", program.Template.Ref, err)
 				outcomes = append(outcomes, outcome)
@@ -128,6 +148,23 @@ func (d *Dispatcher) Dispatch(ctx context.Context, ev model.Event, dryRun bool) 
 		outcomes = append(outcomes, outcome)
 	}
 	return outcomes
+}
+
+// mayUse returns the namespace filter for a cluster-scoped event. A failed
+// check leaves the namespace out and is logged, because an event must never
+// reach a namespace the caller was not shown to have access to.
+func (d *Dispatcher) mayUse(ctx context.Context, ev model.Event) func(namespace string) bool {
+	if d.Authorizer == nil {
+		return ev.Caller.MayUse
+	}
+	return func(namespace string) bool {
+		allowed, err := d.Authorizer.MayCreateWorkflows(ctx, ev.Caller, namespace)
+		if err != nil {
+			d.logger().Error("authorization check failed; namespace skipped", "event_id", ev.ID, "namespace", namespace, "error", err)
+			return false
+		}
+		return allowed
+	}
 }
 
 // newWorkflow builds the Workflow that t submits for ev.
@@ -169,7 +206,7 @@ func (d *Dispatcher) newWorkflow(ev model.Event, t model.Template, parameters []
 // server. Only errors with code model.CodeUnavailable are retried, and the
 // Kubernetes adapter gives that code only to 429 and 503 answers, which
 // reject the request before it is stored.
-func (d *Dispatcher) create(ctx context.Context, wf model.Workflow) (model.Workflow, error) {
+func (d *Dispatcher) create(ctx context.Context, caller model.Identity, wf model.Workflow) (model.Workflow, error) {
 	backoff := d.Backoff
 	if backoff.Attempts == 0 {
 		backoff = DefaultBackoff
@@ -177,7 +214,7 @@ func (d *Dispatcher) create(ctx context.Context, wf model.Workflow) (model.Workf
 
 	wait := backoff.Initial
 	for attempt := 1; ; attempt++ {
-		created, err := d.Creator.CreateWorkflow(ctx, wf)
+		created, err := d.Creator.CreateWorkflow(ctx, caller, wf)
 		if err == nil || model.ErrorCode(err) != model.CodeUnavailable || attempt >= backoff.Attempts {
 			return created, err
 		}

@@ -24,7 +24,7 @@ type fakeCreator struct {
 	create  func(call int, wf model.Workflow) error
 }
 
-func (f *fakeCreator) CreateWorkflow(_ context.Context, wf model.Workflow) (model.Workflow, error) {
+func (f *fakeCreator) CreateWorkflow(_ context.Context, _ model.Identity, wf model.Workflow) (model.Workflow, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 

@@ -7,61 +7,136 @@ import (
 	"net/http"
 
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/dynamic"
 	dynamicfake "k8s.io/client-go/dynamic/fake"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 
 	"github.com/wfevents/wfevents/fixtures"
 	"github.com/wfevents/wfevents/kube"
 	"github.com/wfevents/wfevents/matcher"
+	"github.com/wfevents/wfevents/model"
 	"github.com/wfevents/wfevents/server"
 	"github.com/wfevents/wfevents/workers"
 )
 
-// appConfig configures the embedded-mode assembly.
+// appConfig configures the assembly, in embedded or in cluster mode.
 type appConfig struct {
-	Seed         *fixtures.Set
 	MaxBodyBytes int64
 	PipelineSize int
 	WorkerCount  int
 	InstanceID   string
 	Logger       *slog.Logger
 
-	// NewEventID returns event IDs. Nil means random UUIDs; tests set it
-	// to get stable IDs.
+	// NewEventID returns event IDs. Nil means random UUIDs, and tests set
+	// it to get stable IDs.
 	NewEventID func() string
 }
 
-// app is wfevents wired on an embedded cluster: a fake dynamic client seeded
-// from fixtures, the template catalog fed by informers, the pipeline with its
-// workers, and the HTTP handler.
+// clusterConfig says how to reach and use a real API server.
+type clusterConfig struct {
+	REST   *rest.Config
+	Review kube.ReviewConfig
+}
+
+// app is wfevents wired together: the template catalog fed by informers, the
+// pipeline with its workers, and the HTTP handler, over a real or an
+// embedded cluster.
 //
 // TODO: move this assembly to a package of its own once replay and load
 // tests need an in-process server too.
 type app struct {
-	cluster  *dynamicfake.FakeDynamicClient
+	// fake is the embedded cluster, nil in cluster mode.
+	fake *dynamicfake.FakeDynamicClient
+
 	catalog  *matcher.Catalog
 	watcher  *kube.Watcher
 	pipeline *workers.Pipeline
 	handler  http.Handler
+	recorder *kube.Recorder
 	cancel   context.CancelFunc
 }
 
-func newApp(cfg appConfig) (*app, error) {
-	objects := make([]runtime.Object, len(cfg.Seed.Objects))
-	for i, obj := range cfg.Seed.Objects {
+// components are what differs between the embedded and the cluster mode.
+type components struct {
+	dynamic    dynamic.Interface
+	client     *kube.Client
+	authn      server.Authenticator
+	authz      model.Authorizer
+	recorder   *kube.Recorder // nil when failures are only logged
+	fake       *dynamicfake.FakeDynamicClient
+	modeForLog string
+}
+
+// newEmbeddedApp builds the app on a fake dynamic client seeded from the
+// fixtures, with the fixtures' token table for authentication.
+func newEmbeddedApp(cfg appConfig, seed *fixtures.Set) (*app, error) {
+	objects := make([]runtime.Object, len(seed.Objects))
+	for i, obj := range seed.Objects {
 		objects[i] = obj.DeepCopy()
 	}
-	cluster := kube.NewFakeDynamicClient(objects...)
+	fake := kube.NewFakeDynamicClient(objects...)
+	return newApp(cfg, components{
+		dynamic:    fake,
+		client:     kube.NewClient(fake),
+		authn:      seed.Tokens,
+		authz:      seed.Tokens,
+		fake:       fake,
+		modeForLog: "embedded",
+	})
+}
+
+// newClusterApp builds the app on a real API server: TokenReview and
+// SubjectAccessReview for access, impersonation for creating Workflows, and
+// Warning Events on templates for failures.
+func newClusterApp(cfg appConfig, cluster clusterConfig) (*app, error) {
+	dyn, err := dynamic.NewForConfig(cluster.REST)
+	if err != nil {
+		return nil, fmt.Errorf("build dynamic client for %s: %w", cluster.REST.Host, err)
+	}
+	typed, err := kubernetes.NewForConfig(cluster.REST)
+	if err != nil {
+		return nil, fmt.Errorf("build client for %s: %w", cluster.REST.Host, err)
+	}
+	client, err := kube.NewImpersonatingClient(cluster.REST)
+	if err != nil {
+		return nil, err
+	}
+	reviewer := kube.NewReviewer(typed, cluster.Review)
+	return newApp(cfg, components{
+		dynamic:    dyn,
+		client:     client,
+		authn:      reviewer,
+		authz:      reviewer,
+		recorder:   kube.NewRecorder(typed, "wfevents", cfg.Logger),
+		modeForLog: "cluster",
+	})
+}
+
+func newApp(cfg appConfig, parts components) (*app, error) {
 	catalog := matcher.NewCatalog(cfg.InstanceID, cfg.Logger)
 
-	watcher, err := kube.NewWatcher(cluster, "", 0, catalog, cfg.Logger)
+	// A nil *kube.Recorder must not become a non-nil interface value.
+	var compileReporter kube.CompileErrorReporter
+	var failureReporter workers.FailureReporter
+	if parts.recorder != nil {
+		compileReporter, failureReporter = parts.recorder, parts.recorder
+	}
+
+	watcher, err := kube.NewWatcher(parts.dynamic, kube.WatcherConfig{
+		Sink:     catalog,
+		Reporter: compileReporter,
+		Logger:   cfg.Logger,
+	})
 	if err != nil {
 		return nil, err
 	}
 
-	client := kube.NewClient(cluster)
 	dispatcher := &workers.Dispatcher{
 		Templates:  catalog,
-		Creator:    client,
+		Creator:    parts.client,
+		Authorizer: parts.authz,
+		Reporter:   failureReporter,
 		InstanceID: cfg.InstanceID,
 		Logger:     cfg.Logger,
 	}
@@ -75,9 +150,10 @@ func newApp(cfg appConfig) (*app, error) {
 	}
 
 	handler, err := server.New(server.Config{
-		Authenticator: cfg.Seed.Tokens,
+		Authenticator: parts.authn,
+		Authorizer:    parts.authz,
 		Queue:         pipeline,
-		Workflows:     client,
+		Workflows:     parts.client,
 		MaxBodyBytes:  cfg.MaxBodyBytes,
 		Ready:         watcher.HasSynced,
 		Logger:        cfg.Logger,
@@ -88,11 +164,12 @@ func newApp(cfg appConfig) (*app, error) {
 	}
 
 	return &app{
-		cluster:  cluster,
+		fake:     parts.fake,
 		catalog:  catalog,
 		watcher:  watcher,
 		pipeline: pipeline,
 		handler:  handler,
+		recorder: parts.recorder,
 	}, nil
 }
 
@@ -109,9 +186,13 @@ func (a *app) start(syncCtx context.Context) bool {
 	return a.watcher.WaitForSync(syncCtx)
 }
 
-// stop stops the informers and cancels whatever the workers still run.
+// stop stops the informers, cancels whatever the workers still run, and
+// flushes the Event recorder.
 func (a *app) stop() {
 	if a.cancel != nil {
 		a.cancel()
+	}
+	if a.recorder != nil {
+		a.recorder.Shutdown()
 	}
 }

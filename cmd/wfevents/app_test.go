@@ -34,11 +34,10 @@ func startApp(t testing.TB) (*app, *httptest.Server) {
 	seed, err := fixtures.Load(fixtures.Embedded())
 	require.NoError(t, err)
 	var sequence atomic.Int64
-	a, err := newApp(appConfig{
-		Seed:       seed,
+	a, err := newEmbeddedApp(appConfig{
 		Logger:     slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug})),
 		NewEventID: func() string { return fmt.Sprintf("event-%d", sequence.Add(1)) },
-	})
+	}, seed)
 	require.NoError(t, err)
 
 	syncCtx, cancel := contextWithTimeout(t, 10*time.Second)
@@ -75,7 +74,7 @@ func postEvent(t testing.TB, url string, headers map[string]string, body io.Read
 // generated its name.
 func createdWorkflows(a *app) []*unstructured.Unstructured {
 	var created []*unstructured.Unstructured
-	for _, action := range a.cluster.Actions() {
+	for _, action := range a.fake.Actions() {
 		create, ok := action.(k8stesting.CreateAction)
 		if !ok || action.GetResource() != kube.WorkflowsResource {
 			continue

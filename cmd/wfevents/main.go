@@ -12,9 +12,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
+
+	"k8s.io/klog/v2"
 )
 
 func main() {
@@ -24,6 +27,12 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
+	// client-go logs through klog, so its lines go to the server's handler.
+	installProcessLogger = func(logger *slog.Logger) {
+		klog.SetSlogLogger(logger)
+		slog.SetDefault(logger)
+	}
+
 	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
 		if !errors.Is(err, errUsage) {
 			fmt.Fprintf(os.Stderr, "wfevents: %v\n", err)
@@ -31,6 +40,11 @@ func main() {
 		os.Exit(2)
 	}
 }
+
+// installProcessLogger, when set, makes logger the process-wide logger. Only
+// main sets it, because klog's logger is global and tests run several
+// servers in one process.
+var installProcessLogger func(logger *slog.Logger)
 
 // errUsage marks an error whose explanation was already printed.
 var errUsage = errors.New("usage")

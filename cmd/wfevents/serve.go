@@ -12,7 +12,11 @@ import (
 	"os"
 	"time"
 
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+
 	"github.com/wfevents/wfevents/fixtures"
+	"github.com/wfevents/wfevents/kube"
 	"github.com/wfevents/wfevents/server"
 	"github.com/wfevents/wfevents/workers"
 )
@@ -29,6 +33,9 @@ type serveOptions struct {
 	syncTimeout  time.Duration
 	logLevel     slog.Level
 	logFormat    string
+	kubeconfig   string
+	reviewTTL    time.Duration
+	reviewSize   int
 }
 
 func parseServeFlags(args []string, stderr io.Writer) (serveOptions, error) {
@@ -37,6 +44,9 @@ func parseServeFlags(args []string, stderr io.Writer) (serveOptions, error) {
 	flags.SetOutput(stderr)
 
 	flags.StringVar(&opts.addr, "addr", "127.0.0.1:2746", "`address` to listen on, host:port")
+	flags.StringVar(&opts.kubeconfig, "kubeconfig", "", "kubeconfig `file` of the cluster to serve; without it, the in-cluster configuration inside a pod, else the embedded cluster")
+	flags.DurationVar(&opts.reviewTTL, "review-cache-ttl", kube.DefaultReviewCacheTTL, "how long TokenReview and SubjectAccessReview results are reused (cluster mode)")
+	flags.IntVar(&opts.reviewSize, "review-cache-size", kube.DefaultReviewCacheSize, "`entries` kept in each review cache (cluster mode)")
 	flags.StringVar(&opts.fixturesDir, "fixtures", "", "`directory` seeding the embedded cluster: cluster/*.yaml and tokens.csv (default: the fixtures built into the binary)")
 	flags.Int64Var(&opts.maxBodyBytes, "max-body-bytes", server.DefaultMaxBodyBytes, "largest event body accepted, in `bytes`; larger bodies get 413")
 	flags.IntVar(&opts.pipelineSize, "event-pipeline-size", workers.DefaultSize, "events held at once, queued or being processed; the next gets 503")
@@ -85,25 +95,19 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) error {
 	}
 	logger := newLogger(opts, stderr)
 
-	// Load the fixtures that seed the embedded cluster.
-	fsys := fixtures.Embedded()
-	if opts.fixturesDir != "" {
-		fsys = os.DirFS(opts.fixturesDir)
-	}
-	seed, err := fixtures.Load(fsys)
-	if err != nil {
-		return fmt.Errorf("load fixtures from %s: %w", fixturesSource(opts.fixturesDir), err)
+	if installProcessLogger != nil {
+		installProcessLogger(logger)
 	}
 
-	// Assemble the components and wait for the template caches.
-	app, err := newApp(appConfig{
-		Seed:         seed,
+	// Assemble the components for the mode and wait for the template caches.
+	cfg := appConfig{
 		MaxBodyBytes: opts.maxBodyBytes,
 		PipelineSize: opts.pipelineSize,
 		WorkerCount:  opts.workerCount,
 		InstanceID:   opts.instanceID,
 		Logger:       logger,
-	})
+	}
+	app, mode, err := buildApp(cfg, opts)
 	if err != nil {
 		return err
 	}
@@ -111,9 +115,9 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) error {
 	syncCtx, cancelSync := context.WithTimeout(ctx, opts.syncTimeout)
 	defer cancelSync()
 	if !app.start(syncCtx) {
-		return fmt.Errorf("template caches did not sync within %s: raise --sync-timeout", opts.syncTimeout)
+		return fmt.Errorf("template caches did not sync within %s: check that the Argo CRDs are installed and the server may list and watch templates, or raise --sync-timeout", opts.syncTimeout)
 	}
-	logger.Info("caches synced", "templates", len(seed.Objects), "failing_expressions", len(app.catalog.Failing()))
+	logger.Info("caches synced", "mode", mode, "failing_expressions", len(app.catalog.Failing()))
 
 	// Listen before serving, so a busy port fails at start.
 	listener, err := net.Listen("tcp", opts.addr)
@@ -127,7 +131,7 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) error {
 	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- httpServer.Serve(listener) }()
-	logger.Info("listening", "addr", listener.Addr().String(), "fixtures", fixturesSource(opts.fixturesDir),
+	logger.Info("listening", "addr", listener.Addr().String(), "mode", mode,
 		"event_pipeline_size", opts.pipelineSize, "event_worker_count", opts.workerCount,
 		"max_body_bytes", opts.maxBodyBytes, "instance_id", opts.instanceID)
 
@@ -150,6 +154,41 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) error {
 		return fmt.Errorf("drain events: %d left unprocessed: %w", left, drainErr)
 	}
 	return nil
+}
+
+// buildApp picks the mode: the cluster of --kubeconfig, the in-cluster
+// configuration when running in a pod, or else the embedded cluster.
+func buildApp(cfg appConfig, opts serveOptions) (*app, string, error) {
+	review := kube.ReviewConfig{CacheTTL: opts.reviewTTL, CacheSize: opts.reviewSize}
+
+	if opts.kubeconfig != "" {
+		restConfig, err := clientcmd.BuildConfigFromFlags("", opts.kubeconfig)
+		if err != nil {
+			return nil, "", fmt.Errorf("load kubeconfig %s: %w", opts.kubeconfig, err)
+		}
+		app, err := newClusterApp(cfg, clusterConfig{REST: restConfig, Review: review})
+		return app, "cluster " + restConfig.Host, err
+	}
+
+	restConfig, err := rest.InClusterConfig()
+	if err == nil {
+		app, err := newClusterApp(cfg, clusterConfig{REST: restConfig, Review: review})
+		return app, "in-cluster " + restConfig.Host, err
+	}
+	if !errors.Is(err, rest.ErrNotInCluster) {
+		return nil, "", fmt.Errorf("load in-cluster configuration: %w", err)
+	}
+
+	fsys := fixtures.Embedded()
+	if opts.fixturesDir != "" {
+		fsys = os.DirFS(opts.fixturesDir)
+	}
+	seed, err := fixtures.Load(fsys)
+	if err != nil {
+		return nil, "", fmt.Errorf("load fixtures from %s: %w", fixturesSource(opts.fixturesDir), err)
+	}
+	app, err := newEmbeddedApp(cfg, seed)
+	return app, "embedded, fixtures " + fixturesSource(opts.fixturesDir), err
 }
 
 func fixturesSource(dir string) string {

@@ -1,0 +1,179 @@
+package kube
+
+import (
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/golang-lru/v2/expirable"
+	authenticationv1 "k8s.io/api/authentication/v1"
+	authorizationv1 "k8s.io/api/authorization/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/wfevents/wfevents/model"
+)
+
+// ReviewConfig configures a Reviewer. The zero value is usable.
+type ReviewConfig struct {
+	// CacheTTL is how long a review result is reused. Zero means
+	// DefaultReviewCacheTTL.
+	CacheTTL time.Duration
+
+	// CacheSize bounds each of the two caches, in entries. Zero means
+	// DefaultReviewCacheSize.
+	CacheSize int
+
+	// Audiences are the audiences a token must be valid for. Empty means
+	// the API server's own.
+	Audiences []string
+}
+
+// Defaults for the zero values of ReviewConfig.
+const (
+	DefaultReviewCacheTTL  = 10 * time.Second
+	DefaultReviewCacheSize = 4096
+)
+
+// ReviewStats counts cache use since the Reviewer was created.
+type ReviewStats struct {
+	TokenHits, TokenMisses   uint64
+	AccessHits, AccessMisses uint64
+}
+
+// Reviewer authenticates callers with TokenReview and authorizes them with
+// SubjectAccessReview, caching both briefly. It is safe for concurrent use.
+type Reviewer struct {
+	client    kubernetes.Interface
+	audiences []string
+
+	// tokens is keyed by the SHA-256 of the token, so no token is kept in
+	// memory longer than a request.
+	tokens *expirable.LRU[[sha256.Size]byte, tokenReview]
+	access *expirable.LRU[string, bool]
+
+	tokenHits, tokenMisses   atomic.Uint64
+	accessHits, accessMisses atomic.Uint64
+}
+
+type tokenReview struct {
+	identity      model.Identity
+	authenticated bool
+}
+
+// NewReviewer returns a Reviewer that sends its reviews through client.
+func NewReviewer(client kubernetes.Interface, cfg ReviewConfig) *Reviewer {
+	if cfg.CacheTTL == 0 {
+		cfg.CacheTTL = DefaultReviewCacheTTL
+	}
+	if cfg.CacheSize == 0 {
+		cfg.CacheSize = DefaultReviewCacheSize
+	}
+	return &Reviewer{
+		client:    client,
+		audiences: cfg.Audiences,
+		tokens:    expirable.NewLRU[[sha256.Size]byte, tokenReview](cfg.CacheSize, nil, cfg.CacheTTL),
+		access:    expirable.NewLRU[string, bool](cfg.CacheSize, nil, cfg.CacheTTL),
+	}
+}
+
+// Authenticate sends a TokenReview for token. A token the API server rejects
+// is a *model.Error with code model.CodeUnauthenticated. Both outcomes are
+// cached; a failed review is not.
+func (r *Reviewer) Authenticate(ctx context.Context, token model.Token) (model.Identity, error) {
+	key := sha256.Sum256([]byte(token))
+	review, cached := r.tokens.Get(key)
+	if cached {
+		r.tokenHits.Add(1)
+	} else {
+		r.tokenMisses.Add(1)
+		var err error
+		review, err = r.reviewToken(ctx, token)
+		if err != nil {
+			return model.Identity{}, err
+		}
+		r.tokens.Add(key, review)
+	}
+
+	if !review.authenticated {
+		return model.Identity{}, model.Errorf(model.CodeUnauthenticated, "token was rejected by the cluster: send a valid service account or user token")
+	}
+	return review.identity, nil
+}
+
+func (r *Reviewer) reviewToken(ctx context.Context, token model.Token) (tokenReview, error) {
+	request := &authenticationv1.TokenReview{
+		Spec: authenticationv1.TokenReviewSpec{Token: string(token), Audiences: r.audiences},
+	}
+	response, err := r.client.AuthenticationV1().TokenReviews().Create(ctx, request, metav1.CreateOptions{})
+	if err != nil {
+		return tokenReview{}, classify("token review", err)
+	}
+
+	status := response.Status
+	if !status.Authenticated {
+		return tokenReview{}, nil
+	}
+	return tokenReview{
+		authenticated: true,
+		identity: model.Identity{
+			Subject: status.User.Username,
+			UID:     status.User.UID,
+			Groups:  slices.Clone(status.User.Groups),
+		},
+	}, nil
+}
+
+// MayCreateWorkflows sends a SubjectAccessReview asking whether caller may
+// create workflows.argoproj.io in namespace, or in every namespace when
+// namespace is empty. Answers are cached per caller and namespace.
+func (r *Reviewer) MayCreateWorkflows(ctx context.Context, caller model.Identity, namespace string) (bool, error) {
+	key := accessKey(caller, namespace)
+	if allowed, ok := r.access.Get(key); ok {
+		r.accessHits.Add(1)
+		return allowed, nil
+	}
+	r.accessMisses.Add(1)
+
+	request := &authorizationv1.SubjectAccessReview{
+		Spec: authorizationv1.SubjectAccessReviewSpec{
+			User:   caller.Subject,
+			UID:    caller.UID,
+			Groups: caller.Groups,
+			ResourceAttributes: &authorizationv1.ResourceAttributes{
+				Namespace: namespace,
+				Verb:      "create",
+				Group:     WorkflowsResource.Group,
+				Resource:  WorkflowsResource.Resource,
+			},
+		},
+	}
+	response, err := r.client.AuthorizationV1().SubjectAccessReviews().Create(ctx, request, metav1.CreateOptions{})
+	if err != nil {
+		return false, classify(fmt.Sprintf("subject access review for namespace %q", namespace), err)
+	}
+
+	allowed := response.Status.Allowed && !response.Status.Denied
+	r.access.Add(key, allowed)
+	return allowed, nil
+}
+
+// accessKey identifies a caller and namespace. Fields are joined with a NUL
+// byte, which no user name, group or namespace contains.
+func accessKey(caller model.Identity, namespace string) string {
+	return strings.Join(append([]string{namespace, caller.Subject, caller.UID}, caller.Groups...), "\x00")
+}
+
+// Stats returns the cache counters.
+func (r *Reviewer) Stats() ReviewStats {
+	return ReviewStats{
+		TokenHits:    r.tokenHits.Load(),
+		TokenMisses:  r.tokenMisses.Load(),
+		AccessHits:   r.accessHits.Load(),
+		AccessMisses: r.accessMisses.Load(),
+	}
+}
