@@ -14,8 +14,8 @@ help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .PHONY: run
-run: ## Start the server on an embedded cluster seeded from fixtures/ (ADDR=host:port)
-	$(GO) run ./cmd/wfevents serve --addr $(ADDR) --fixtures fixtures
+run: ## Start the server on an embedded cluster seeded from fixtures/ (ADDR=host:port, ARGS=more flags)
+	$(GO) run ./cmd/wfevents serve --addr $(ADDR) --fixtures fixtures $(ARGS)
 
 .PHONY: build
 build: ## Build bin/wfevents

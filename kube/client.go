@@ -28,9 +28,9 @@ type Client struct {
 	httpClient *http.Client
 }
 
-// NewClient returns a Client that acts as whoever dyn is configured as. It
-// does not impersonate callers, which suits the embedded cluster, where
-// there is no access control to enforce.
+// NewClient returns a Client that acts with dyn's own credentials and does
+// not impersonate callers. That suits the embedded cluster, which has no
+// access control to enforce.
 func NewClient(dyn dynamic.Interface) *Client {
 	return &Client{dynamic: dyn}
 }

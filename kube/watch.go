@@ -116,8 +116,8 @@ func (w *Watcher) upsert(obj any) {
 	}
 	t, err := TemplateFromObject(u)
 	if err != nil {
-		// The resource is unusable as it stands; drop any earlier version
-		// so that no stale expression keeps firing.
+		// The resource is unusable, so drop any earlier version and no
+		// stale expression keeps firing.
 		w.logger.Warn("template skipped", "resource", t.Ref.String(), "error", err)
 		w.sink.Delete(t.Ref)
 		return

@@ -56,7 +56,7 @@ type Identity struct {
 	// "system:serviceaccount:argo:github".
 	Subject string
 
-	// UID is the user's unique ID where the authenticator knows it.
+	// UID is the user's unique ID, when the authenticator provides one.
 	UID string
 
 	// Groups are the caller's groups, in the order the authenticator gave.
@@ -97,8 +97,8 @@ func (Token) LogValue() slog.Value { return slog.StringValue("REDACTED") }
 func (Token) GoString() string { return `model.Token("REDACTED")` }
 
 // Authorizer decides whether a caller may create Workflows in a namespace.
-// The empty namespace asks whether the caller may create them in every
-// namespace, which is what a cluster-scoped event requires.
+// For the empty namespace it decides whether the caller may create them in
+// every namespace, which is what a cluster-scoped event requires.
 type Authorizer interface {
 	MayCreateWorkflows(ctx context.Context, caller Identity, namespace string) (bool, error)
 }

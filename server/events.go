@@ -32,28 +32,29 @@ func (s *Server) handleEvent(w http.ResponseWriter, r *http.Request) {
 	// Route: the namespace and an optional discriminator.
 	namespace, discriminator, err := parseEventPath(r.URL.EscapedPath())
 	if err != nil {
-		s.writeError(w, r, err)
+		s.rejectUnread(w, r, err)
 		return
 	}
 	if err := validateNamespace(namespace); err != nil {
-		s.writeError(w, r, err)
+		s.rejectUnread(w, r, err)
 		return
 	}
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
-		s.writeError(w, r, model.Errorf(model.CodeUnimplemented, "method %s is not allowed on %q: send events with POST", r.Method, r.URL.Path))
+		s.rejectUnread(w, r, model.Errorf(model.CodeUnimplemented, "method %s is not allowed on %q: send events with POST", clip(r.Method), clip(r.URL.Path)))
 		return
 	}
 
-	// Authenticate and authorize before reading the body, so an
-	// unauthenticated sender costs no more than its headers.
+	// Authenticate and authorize before reading the body. A rejection
+	// closes the connection, so an unauthenticated sender costs no more
+	// than its headers.
 	caller, err := s.authenticate(r)
 	if err != nil {
-		s.writeError(w, r, err)
+		s.rejectUnread(w, r, err)
 		return
 	}
 	if err := s.authorize(r, caller, namespace); err != nil {
-		s.writeError(w, r, err)
+		s.rejectUnread(w, r, err)
 		return
 	}
 
@@ -96,11 +97,11 @@ func parseEventPath(escapedPath string) (namespace, discriminator string, err er
 	rest := strings.TrimPrefix(escapedPath, eventsPrefix)
 	segments := strings.Split(rest, "/")
 	if len(segments) > 2 {
-		return "", "", model.Errorf(model.CodeNotFound, "path %q has too many segments: use /api/v1/events/{namespace} or /api/v1/events/{namespace}/{discriminator}", escapedPath)
+		return "", "", model.Errorf(model.CodeNotFound, "path %q has too many segments: use /api/v1/events/{namespace} or /api/v1/events/{namespace}/{discriminator}", clip(escapedPath))
 	}
 	for i, segment := range segments {
 		if segments[i], err = url.PathUnescape(segment); err != nil {
-			return "", "", model.Errorf(model.CodeInvalid, "path %q is not validly escaped: %v", escapedPath, err)
+			return "", "", model.Errorf(model.CodeInvalid, "path %q is not validly escaped: %v", clip(escapedPath), err)
 		}
 	}
 	if len(segments) == 1 {
@@ -132,6 +133,9 @@ func (s *Server) authorize(r *http.Request, caller model.Identity, namespace str
 // ignores its context, the sender gets a 503 at the deadline, so a slow
 // identity service never makes the sender wait.
 func (s *Server) authenticate(r *http.Request) (model.Identity, error) {
+	if len(r.Header.Values("Authorization")) > 1 {
+		return model.Identity{}, model.Errorf(model.CodeUnauthenticated, "more than one Authorization header: send exactly one, Authorization: Bearer <token>")
+	}
 	header := r.Header.Get("Authorization")
 	if header == "" {
 		return model.Identity{}, model.Errorf(model.CodeUnauthenticated, "missing Authorization header: send Authorization: Bearer <token>")
@@ -205,7 +209,27 @@ func (s *Server) readPayload(w http.ResponseWriter, r *http.Request) (any, error
 // the sender learns of a typo at once. The empty namespace is valid.
 func validateNamespace(namespace string) error {
 	if errs := validation.IsDNS1123Label(namespace); namespace != "" && len(errs) > 0 {
-		return model.Errorf(model.CodeInvalid, "namespace %q in path is not valid: %s", namespace, strings.Join(errs, "; "))
+		return model.Errorf(model.CodeInvalid, "namespace %q in path is not valid: %s", clip(namespace), strings.Join(errs, "; "))
 	}
 	return nil
+}
+
+// rejectUnread sends err for a request whose body was not read. It closes the
+// connection, because net/http would otherwise read the rest of the body to
+// reuse the connection, which a slow or hostile sender can make last long.
+func (s *Server) rejectUnread(w http.ResponseWriter, r *http.Request, err error) {
+	w.Header().Set("Connection", "close")
+	s.writeError(w, r, err)
+}
+
+// maxEchoedLength bounds how much of a request value an error message
+// repeats, so a huge path does not make a huge response.
+const maxEchoedLength = 128
+
+// clip cuts s to maxEchoedLength bytes for use in a message.
+func clip(s string) string {
+	if len(s) <= maxEchoedLength {
+		return s
+	}
+	return fmt.Sprintf("%s... (%d bytes)", s[:maxEchoedLength], len(s))
 }

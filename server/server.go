@@ -132,7 +132,7 @@ const eventsPrefix = "/api/v1/events/"
 // /api/v1/events//{discriminator}, has an empty segment, and http.ServeMux
 // redirects such paths, and clients do not follow a redirect for POST.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if strings.HasPrefix(r.URL.Path, eventsPrefix) {
+	if strings.HasPrefix(r.URL.EscapedPath(), eventsPrefix) {
 		s.handleEvent(w, r)
 		return
 	}
@@ -145,14 +145,14 @@ func (s *Server) handleHealthz(w http.ResponseWriter, _ *http.Request) {
 
 func (s *Server) handleReadyz(w http.ResponseWriter, _ *http.Request) {
 	if !s.cfg.Ready() {
-		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not ready: template caches are not synced yet"})
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not ready: template caches are not synced yet, or the server is shutting down"})
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 }
 
 func (s *Server) handleNotFound(w http.ResponseWriter, r *http.Request) {
-	s.writeError(w, r, model.Errorf(model.CodeNotFound, "no route for %s %q: events go to POST /api/v1/events/{namespace}", r.Method, r.URL.Path))
+	s.writeError(w, r, model.Errorf(model.CodeNotFound, "no route for %s %q: events go to POST /api/v1/events/{namespace}", clip(r.Method), clip(r.URL.Path)))
 }
 
 // handleListWorkflows lists the Workflows of a namespace in the shape of

@@ -841,3 +841,46 @@ func TestReadyz(t *testing.T) {
 		})
 	}
 }
+
+func TestEventRejectionClosesConnection(t *testing.T) {
+	h := newHarness(t)
+	req := newEventRequest(t, http.MethodPost, "/api/v1/events/argo", unreadBody{t: t})
+	req.Header.Del("Authorization")
+
+	rec := h.serve(t, req)
+
+	assert.Equal(t, http.StatusUnauthorized, rec.Code)
+	assert.Equal(t, "close", rec.Header().Get("Connection"), "a rejected sender must not keep the connection with an unread body")
+}
+
+func TestEventTwoAuthorizationHeaders(t *testing.T) {
+	h := newHarness(t)
+	req := newEventRequest(t, http.MethodPost, "/api/v1/events/argo", unreadBody{t: t})
+	req.Header.Add("Authorization", "Bearer other-token")
+
+	rec := h.serve(t, req)
+
+	require.Equal(t, http.StatusUnauthorized, rec.Code)
+	assert.Contains(t, decodeError(t, rec).Message, "more than one Authorization header")
+}
+
+func TestEventLongNamespaceClipped(t *testing.T) {
+	h := newHarness(t)
+	namespace := strings.Repeat("a", 100000)
+
+	rec := h.serve(t, newEventRequest(t, http.MethodPost, "/api/v1/events/"+namespace, unreadBody{t: t}))
+
+	require.Equal(t, http.StatusBadRequest, rec.Code)
+	body := decodeError(t, rec)
+	assert.Less(t, len(body.Message), 1000, "message repeats the whole namespace")
+	assert.Contains(t, body.Message, "(100000 bytes)")
+}
+
+func TestEventEscapedPrefixNotFound(t *testing.T) {
+	h := newHarness(t)
+
+	rec := h.serve(t, newEventRequest(t, http.MethodPost, "/api/v1/%65vents/argo", unreadBody{t: t}))
+
+	require.Equal(t, http.StatusNotFound, rec.Code)
+	assert.Contains(t, decodeError(t, rec).Message, "no route")
+}

@@ -234,7 +234,13 @@ func (p *Pipeline) Shutdown(ctx context.Context) (left int, err error) {
 		// and releases its slot without having finished its work.
 		left = p.Depth()
 		p.cancel()
-		p.log.Warn("event pipeline shutdown timed out", "left", left, "error", ctx.Err())
+		p.log.Warn("event pipeline shutdown timed out: raise the drain timeout to finish more events", "left", left, "error", ctx.Err())
+
+		// Name every queued event that will never be processed. Workers
+		// that take one at the same time name it themselves.
+		for ev := range p.queue {
+			p.dropped(ev)
+		}
 		return left, ctx.Err()
 	}
 }
@@ -280,11 +286,25 @@ func (p *Pipeline) work() {
 			// again. An abandoned event keeps its slot, which keeps it in
 			// the left count that Shutdown returns.
 			if p.ctx.Err() != nil {
+				p.dropped(ev)
 				return
 			}
 			p.process(ev)
 		}
 	}
+}
+
+// dropped logs an accepted event that will never be processed.
+func (p *Pipeline) dropped(ev model.Event) {
+	p.log.Warn("event dropped unprocessed", "event_id", ev.ID, "namespace", ev.Namespace)
+}
+
+// Accepting reports whether Enqueue may accept events: the workers are
+// started and Shutdown was not called.
+func (p *Pipeline) Accepting() bool {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	return p.started && !p.closed
 }
 
 // process runs the processor on ev and then releases ev's slot. It recovers

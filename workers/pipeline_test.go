@@ -262,6 +262,29 @@ func TestShutdownTimeoutReturnsLeft(t *testing.T) {
 	assert.Equal(t, 2, p.Depth(), "abandoned events stay counted")
 }
 
+func TestShutdownTimeoutNamesDropped(t *testing.T) {
+	proc := newGatedProcessor()
+	var logs syncBuffer
+	p := startPipeline(t, Config{Size: 4, Workers: 1, Logger: testLogger(t, &logs)}, proc)
+	for i := range 3 {
+		require.NoError(t, p.Enqueue(event(i)))
+	}
+	require.Eventually(t, func() bool { return len(proc.Calls()) == 1 }, waitTimeout, time.Millisecond)
+	require.True(t, p.Accepting())
+
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, err := p.Shutdown(ctx)
+	require.ErrorIs(t, err, context.Canceled)
+	waitClosed(t, p.done, "workers to return after the timeout")
+
+	assert.False(t, p.Accepting())
+	for _, dropped := range []model.Event{event(1), event(2)} {
+		assert.Contains(t, logs.String(), `msg="event dropped unprocessed" event_id=`+dropped.ID)
+	}
+	assert.NotContains(t, logs.String(), "event_id="+event(0).ID+" namespace", "the cancelled in-flight event is the processor's to report")
+}
+
 func TestShutdownTwice(t *testing.T) {
 	p := startPipeline(t, Config{Size: 1, Workers: 1}, newGatedProcessor())
 	_, err := shutdown(t, p)

@@ -33,7 +33,7 @@ type appConfig struct {
 	NewEventID func() string
 }
 
-// clusterConfig says how to reach and use a real API server.
+// clusterConfig is the connection to a real API server and its review caches.
 type clusterConfig struct {
 	REST   *rest.Config
 	Review kube.ReviewConfig
@@ -57,7 +57,7 @@ type app struct {
 	cancel   context.CancelFunc
 }
 
-// components are what differs between the embedded and the cluster mode.
+// components are the parts that differ between the embedded and the cluster mode.
 type components struct {
 	dynamic    dynamic.Interface
 	client     *kube.Client
@@ -155,7 +155,7 @@ func newApp(cfg appConfig, parts components) (*app, error) {
 		Queue:         pipeline,
 		Workflows:     parts.client,
 		MaxBodyBytes:  cfg.MaxBodyBytes,
-		Ready:         watcher.HasSynced,
+		Ready:         func() bool { return watcher.HasSynced() && pipeline.Accepting() },
 		Logger:        cfg.Logger,
 		NewEventID:    cfg.NewEventID,
 	})

@@ -21,6 +21,13 @@ import (
 	"github.com/wfevents/wfevents/workers"
 )
 
+// readTimeout bounds reading one request, body included. A 2 MiB body takes
+// under a second at 20 Mbit/s, so the bound only stops stalled senders.
+const readTimeout = 30 * time.Second
+
+// httpShutdownTimeout bounds the wait for requests in flight at exit.
+const httpShutdownTimeout = 5 * time.Second
+
 // serveOptions are the flags of "wfevents serve".
 type serveOptions struct {
 	addr         string
@@ -50,7 +57,7 @@ func parseServeFlags(args []string, stderr io.Writer) (serveOptions, error) {
 	flags.StringVar(&opts.fixturesDir, "fixtures", "", "`directory` seeding the embedded cluster: cluster/*.yaml and tokens.csv (default: the fixtures built into the binary)")
 	flags.Int64Var(&opts.maxBodyBytes, "max-body-bytes", server.DefaultMaxBodyBytes, "largest event body accepted, in `bytes`; larger bodies get 413")
 	flags.IntVar(&opts.pipelineSize, "event-pipeline-size", workers.DefaultSize, "events held at once, queued or being processed; the next gets 503")
-	flags.IntVar(&opts.pipelineSize, "event-operation-queue-size", workers.DefaultSize, "alias of --event-pipeline-size, Argo's name")
+	flags.IntVar(&opts.pipelineSize, "event-operation-queue-size", workers.DefaultSize, "alias of --event-pipeline-size, Argo's name; when both are given, the last wins")
 	flags.IntVar(&opts.workerCount, "event-worker-count", workers.DefaultWorkers, "workers that process events")
 	flags.StringVar(&opts.instanceID, "instance-id", "", "use only resources labelled workflows.argoproj.io/controller-instanceid=`id`, and label created Workflows with it")
 	flags.DurationVar(&opts.drainTimeout, "drain-timeout", 30*time.Second, "on SIGTERM, how long to wait for queued events to finish")
@@ -68,11 +75,34 @@ func parseServeFlags(args []string, stderr io.Writer) (serveOptions, error) {
 		fmt.Fprintf(stderr, "wfevents serve: unexpected argument %q\n", flags.Arg(0))
 		return opts, errUsage
 	}
-	if opts.logFormat != "text" && opts.logFormat != "json" {
-		fmt.Fprintf(stderr, "wfevents serve: invalid --log-format %q: use text or json\n", opts.logFormat)
+	if err := opts.validate(); err != nil {
+		fmt.Fprintf(stderr, "wfevents serve: %v\n", err)
 		return opts, errUsage
 	}
 	return opts, nil
+}
+
+// validate checks the values that the flag package cannot, naming the flag.
+func (opts serveOptions) validate() error {
+	switch {
+	case opts.logFormat != "text" && opts.logFormat != "json":
+		return fmt.Errorf("invalid --log-format %q: use text or json", opts.logFormat)
+	case opts.maxBodyBytes <= 0:
+		return fmt.Errorf("invalid --max-body-bytes %d: must be positive", opts.maxBodyBytes)
+	case opts.pipelineSize <= 0:
+		return fmt.Errorf("invalid --event-pipeline-size %d: must be positive", opts.pipelineSize)
+	case opts.workerCount <= 0:
+		return fmt.Errorf("invalid --event-worker-count %d: must be positive", opts.workerCount)
+	case opts.drainTimeout <= 0:
+		return fmt.Errorf("invalid --drain-timeout %s: must be positive", opts.drainTimeout)
+	case opts.syncTimeout <= 0:
+		return fmt.Errorf("invalid --sync-timeout %s: must be positive", opts.syncTimeout)
+	case opts.reviewTTL <= 0:
+		return fmt.Errorf("invalid --review-cache-ttl %s: must be positive", opts.reviewTTL)
+	case opts.reviewSize <= 0:
+		return fmt.Errorf("invalid --review-cache-size %d: must be positive", opts.reviewSize)
+	}
+	return nil
 }
 
 func newLogger(opts serveOptions, w io.Writer) *slog.Logger {
@@ -122,11 +152,15 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) error {
 	// Listen before serving, so a busy port fails at start.
 	listener, err := net.Listen("tcp", opts.addr)
 	if err != nil {
-		return fmt.Errorf("listen on %s: %w", opts.addr, err)
+		return fmt.Errorf("listen on %s: %w: choose another address with --addr", opts.addr, err)
 	}
+	// The timeouts bound what a slow or stalled client can hold: a request
+	// must arrive whole within readTimeout, and an idle connection closes.
 	httpServer := &http.Server{
 		Handler:           app.handler,
 		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       readTimeout,
+		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
 	serveErr := make(chan error, 1)
@@ -146,8 +180,14 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) error {
 	drainCtx, cancelDrain := context.WithTimeout(context.Background(), opts.drainTimeout)
 	defer cancelDrain()
 	left, drainErr := app.pipeline.Shutdown(drainCtx)
-	if err := httpServer.Shutdown(drainCtx); err != nil {
-		logger.Warn("http server shutdown incomplete", "error", err)
+
+	// Requests still in flight only get a 503 by now, so a client that
+	// stalls its request must not hold the exit for long.
+	httpCtx, cancelHTTP := context.WithTimeout(context.Background(), httpShutdownTimeout)
+	defer cancelHTTP()
+	if err := httpServer.Shutdown(httpCtx); err != nil {
+		logger.Warn("closing connections that did not finish", "timeout", httpShutdownTimeout.String(), "error", err)
+		_ = httpServer.Close()
 	}
 	logger.Info("stopped", "events_left", left)
 	if drainErr != nil {

@@ -92,7 +92,10 @@ func TestServeRejectsBadFlags(t *testing.T) {
 		{name: "bad log format", args: []string{"serve", "--log-format", "xml"}, wantStderr: `invalid --log-format "xml"`},
 		{name: "extra argument", args: []string{"serve", "extra"}, wantStderr: `unexpected argument "extra"`},
 		{name: "unknown command", args: []string{"launch"}, wantStderr: `unknown command "launch"`},
-		{name: "negative pipeline size", args: []string{"serve", "--event-pipeline-size", "-1"}, wantError: "invalid pipeline Size -1"},
+		{name: "negative pipeline size", args: []string{"serve", "--event-pipeline-size", "-1"}, wantStderr: "invalid --event-pipeline-size -1: must be positive"},
+		{name: "zero worker count", args: []string{"serve", "--event-worker-count", "0"}, wantStderr: "invalid --event-worker-count 0"},
+		{name: "zero body limit", args: []string{"serve", "--max-body-bytes", "0"}, wantStderr: "invalid --max-body-bytes 0"},
+		{name: "negative drain timeout", args: []string{"serve", "--drain-timeout", "-1s"}, wantStderr: "invalid --drain-timeout -1s"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
