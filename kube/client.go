@@ -2,6 +2,7 @@ package kube
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 
@@ -57,6 +58,11 @@ func (c *Client) forCaller(caller model.Identity) (dynamic.Interface, error) {
 	if c.config == nil {
 		return c.dynamic, nil
 	}
+	// The API server treats an empty user as no impersonation at all, which
+	// would run the request with the server's own permissions.
+	if caller.Subject == "" {
+		return nil, errors.New("caller has no user name to impersonate")
+	}
 	impersonating := &http.Client{
 		Transport: transport.NewImpersonatingRoundTripper(transport.ImpersonationConfig{
 			UserName: caller.Subject,
@@ -71,28 +77,40 @@ func (c *Client) forCaller(caller model.Identity) (dynamic.Interface, error) {
 	return dynamic.NewForConfigAndClient(c.config, impersonating)
 }
 
+// GetTemplate reads, as caller, the WorkflowTemplate ref names in namespace,
+// or the ClusterWorkflowTemplate when ref.ClusterScope is set. The error is
+// a *model.Error whose code classifies the API server's response.
+func (c *Client) GetTemplate(ctx context.Context, caller model.Identity, namespace string, ref model.TemplateRef) (model.Template, error) {
+	dyn, err := c.forCaller(caller)
+	if err != nil {
+		return model.Template{}, &model.Error{Code: model.CodeInternal, Message: "impersonate caller failed", Err: err}
+	}
+
+	templates := dyn.Resource(WorkflowTemplatesResource).Namespace(namespace)
+	kind := "workflowtemplate"
+	if ref.ClusterScope {
+		templates = dyn.Resource(ClusterWorkflowTemplatesResource)
+		kind = "clusterworkflowtemplate"
+	}
+	obj, err := templates.Get(ctx, ref.Name, metav1.GetOptions{})
+	if err != nil {
+		return model.Template{}, classify(fmt.Sprintf("read %s %q as %q", kind, ref.Name, caller.Subject), err)
+	}
+	template, err := TemplateFromObject(obj)
+	if err != nil {
+		return model.Template{}, &model.Error{Code: model.CodeInvalid, Message: fmt.Sprintf("%s %q is not valid", kind, ref.Name), Err: err}
+	}
+	return template, nil
+}
+
 // CreateWorkflow creates wf as caller and returns it as stored, with its
-// generated name. It first reads the referenced template as caller, so that a
-// caller who may not read the template cannot start it. The error is a
-// *model.Error whose code classifies the API server's response.
+// generated name. The error is a *model.Error whose code classifies the API
+// server's response.
 func (c *Client) CreateWorkflow(ctx context.Context, caller model.Identity, wf model.Workflow) (model.Workflow, error) {
 	dyn, err := c.forCaller(caller)
 	if err != nil {
 		return model.Workflow{}, &model.Error{Code: model.CodeInternal, Message: "impersonate caller failed", Err: err}
 	}
-
-	// Read the template as the caller.
-	templates := dyn.Resource(WorkflowTemplatesResource).Namespace(wf.Namespace)
-	kind := "workflowtemplate"
-	if wf.TemplateRef.ClusterScope {
-		templates = dyn.Resource(ClusterWorkflowTemplatesResource)
-		kind = "clusterworkflowtemplate"
-	}
-	if _, err := templates.Get(ctx, wf.TemplateRef.Name, metav1.GetOptions{}); err != nil {
-		return model.Workflow{}, classify(fmt.Sprintf("read %s %q as %q", kind, wf.TemplateRef.Name, caller.Subject), err)
-	}
-
-	// Create the Workflow as the caller.
 	obj := WorkflowToObject(wf)
 	created, err := dyn.Resource(WorkflowsResource).Namespace(wf.Namespace).Create(ctx, obj, metav1.CreateOptions{})
 	if err != nil {

@@ -2,6 +2,7 @@ package kube
 
 import (
 	"fmt"
+	"strings"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -14,6 +15,7 @@ var (
 	WorkflowsResource                = schema.GroupVersionResource{Group: "argoproj.io", Version: "v1alpha1", Resource: "workflows"}
 	WorkflowTemplatesResource        = schema.GroupVersionResource{Group: "argoproj.io", Version: "v1alpha1", Resource: "workflowtemplates"}
 	ClusterWorkflowTemplatesResource = schema.GroupVersionResource{Group: "argoproj.io", Version: "v1alpha1", Resource: "clusterworkflowtemplates"}
+	WorkflowEventBindingsResource    = schema.GroupVersionResource{Group: "argoproj.io", Version: "v1alpha1", Resource: "workfloweventbindings"}
 )
 
 const apiVersion = "argoproj.io/v1alpha1"
@@ -58,6 +60,86 @@ func TemplateFromObject(obj *unstructured.Unstructured) (model.Template, error) 
 		t.Parameters = append(t.Parameters, parameter)
 	}
 	return t, nil
+}
+
+// BindingFromObject converts a WorkflowEventBinding. A field of the wrong
+// type is an error naming the field.
+func BindingFromObject(obj *unstructured.Unstructured) (model.Binding, error) {
+	b := model.Binding{
+		Ref: model.ResourceRef{
+			Kind:      model.KindWorkflowEventBinding,
+			Namespace: obj.GetNamespace(),
+			Name:      obj.GetName(),
+		},
+		UID:             string(obj.GetUID()),
+		ResourceVersion: obj.GetResourceVersion(),
+		Labels:          obj.GetLabels(),
+	}
+
+	var err error
+	b.Selector, _, err = unstructured.NestedString(obj.Object, "spec", "event", "selector")
+	if err != nil {
+		return b, fmt.Errorf("read spec.event.selector of %s: %w", b.Ref, err)
+	}
+	submit, found, err := unstructured.NestedMap(obj.Object, "spec", "submit")
+	if err != nil {
+		return b, fmt.Errorf("read spec.submit of %s: %w", b.Ref, err)
+	}
+	if !found {
+		return b, nil
+	}
+
+	b.Submit = &model.Submit{}
+	fields := []struct {
+		path   []string
+		target *string
+	}{
+		{[]string{"workflowTemplateRef", "name"}, &b.Submit.TemplateRef.Name},
+		{[]string{"metadata", "name"}, &b.Submit.Metadata.Name},
+		{[]string{"metadata", "generateName"}, &b.Submit.Metadata.GenerateName},
+	}
+	for _, field := range fields {
+		if *field.target, _, err = unstructured.NestedString(submit, field.path...); err != nil {
+			return b, fmt.Errorf("read spec.submit.%s of %s: %w", strings.Join(field.path, "."), b.Ref, err)
+		}
+	}
+	if b.Submit.TemplateRef.ClusterScope, _, err = unstructured.NestedBool(submit, "workflowTemplateRef", "clusterScope"); err != nil {
+		return b, fmt.Errorf("read spec.submit.workflowTemplateRef.clusterScope of %s: %w", b.Ref, err)
+	}
+	if b.Submit.TemplateRef.Name == "" {
+		return b, fmt.Errorf("spec.submit.workflowTemplateRef.name of %s is missing: name the template to submit", b.Ref)
+	}
+	if b.Submit.Metadata.Labels, _, err = unstructured.NestedStringMap(submit, "metadata", "labels"); err != nil {
+		return b, fmt.Errorf("read spec.submit.metadata.labels of %s: %w", b.Ref, err)
+	}
+	if b.Submit.Metadata.Annotations, _, err = unstructured.NestedStringMap(submit, "metadata", "annotations"); err != nil {
+		return b, fmt.Errorf("read spec.submit.metadata.annotations of %s: %w", b.Ref, err)
+	}
+
+	parameters, _, err := unstructured.NestedSlice(submit, "arguments", "parameters")
+	if err != nil {
+		return b, fmt.Errorf("read spec.submit.arguments.parameters of %s: %w", b.Ref, err)
+	}
+	for i, raw := range parameters {
+		parameter, err := bindingParameterFromObject(raw)
+		if err != nil {
+			return b, fmt.Errorf("read spec.submit.arguments.parameters[%d] of %s: %w", i, b.Ref, err)
+		}
+		b.Submit.Parameters = append(b.Submit.Parameters, parameter)
+	}
+	return b, nil
+}
+
+// bindingParameterFromObject reads a binding parameter, whose expression is
+// valueFrom.event.
+func bindingParameterFromObject(raw any) (model.Parameter, error) {
+	parameter, err := parameterFromObject(raw)
+	if err != nil {
+		return parameter, err
+	}
+	fields := raw.(map[string]any)
+	parameter.Expression, _, err = unstructured.NestedString(fields, "valueFrom", "event")
+	return parameter, err
 }
 
 func parameterFromObject(raw any) (model.Parameter, error) {

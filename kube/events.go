@@ -21,8 +21,8 @@ const (
 	ReasonDispatchFailed    = "WorkflowEventDispatchFailed"
 )
 
-// Recorder records Kubernetes Warning Events on templates, so a template's
-// owner sees with kubectl describe why an event did not start it.
+// Recorder records Kubernetes Warning Events on templates and bindings, so
+// their owner sees with kubectl describe why an event did not start them.
 type Recorder struct {
 	broadcaster record.EventBroadcaster
 	recorder    record.EventRecorder
@@ -32,7 +32,10 @@ type Recorder struct {
 // component named component.
 func NewRecorder(client kubernetes.Interface, component string, logger *slog.Logger) *Recorder {
 	broadcaster := record.NewBroadcaster()
-	broadcaster.StartStructuredLogging(0)
+	broadcaster.StartEventWatcher(func(event *corev1.Event) {
+		logger.Debug("kubernetes event recorded", "reason", event.Reason, "namespace", event.InvolvedObject.Namespace,
+			"resource", event.InvolvedObject.Kind+"/"+event.InvolvedObject.Name, "message", event.Message)
+	})
 	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: client.CoreV1().Events("")})
 	return &Recorder{
 		broadcaster: broadcaster,
@@ -45,27 +48,27 @@ func (r *Recorder) Shutdown() {
 	r.broadcaster.Shutdown()
 }
 
-// ReportFailure records that t failed for the event eventID.
-func (r *Recorder) ReportFailure(t model.Template, eventID string, err error) {
+// ReportFailure records that a resource failed for the event eventID.
+func (r *Recorder) ReportFailure(resource model.ObjectMeta, eventID string, err error) {
 	reason := ReasonDispatchFailed
 	if _, ok := errors.AsType[*matcher.EvalError](err); ok {
 		reason = ReasonExpressionInvalid
 	}
-	r.recorder.Eventf(templateReference(t), corev1.EventTypeWarning, reason, "event %s: %v", eventID, err)
+	r.recorder.Eventf(objectReference(resource), corev1.EventTypeWarning, reason, "event %s: %v", eventID, err)
 }
 
-// ReportCompileError records that a template version does not compile.
-func (r *Recorder) ReportCompileError(t model.Template, err error) {
-	r.recorder.Eventf(templateReference(t), corev1.EventTypeWarning, ReasonExpressionInvalid, "%v", err)
+// ReportCompileError records that a resource version does not compile.
+func (r *Recorder) ReportCompileError(resource model.ObjectMeta, err error) {
+	r.recorder.Eventf(objectReference(resource), corev1.EventTypeWarning, ReasonExpressionInvalid, "%v", err)
 }
 
-func templateReference(t model.Template) *corev1.ObjectReference {
+func objectReference(resource model.ObjectMeta) *corev1.ObjectReference {
 	return &corev1.ObjectReference{
 		APIVersion:      apiVersion,
-		Kind:            string(t.Ref.Kind),
-		Namespace:       t.Ref.Namespace,
-		Name:            t.Ref.Name,
-		UID:             types.UID(t.UID),
-		ResourceVersion: t.ResourceVersion,
+		Kind:            string(resource.Ref.Kind),
+		Namespace:       resource.Ref.Namespace,
+		Name:            resource.Ref.Name,
+		UID:             types.UID(resource.UID),
+		ResourceVersion: resource.ResourceVersion,
 	}
 }

@@ -24,6 +24,7 @@ func NewFakeDynamicClient(objects ...runtime.Object) *dynamicfake.FakeDynamicCli
 		WorkflowsResource:                "WorkflowList",
 		WorkflowTemplatesResource:        "WorkflowTemplateList",
 		ClusterWorkflowTemplatesResource: "ClusterWorkflowTemplateList",
+		WorkflowEventBindingsResource:    "WorkflowEventBindingList",
 	}
 	client := dynamicfake.NewSimpleDynamicClientWithCustomListKinds(scheme, listKinds, objects...)
 	client.PrependReactor("create", "*", generateName)

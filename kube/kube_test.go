@@ -126,7 +126,7 @@ func TestClientCreateGeneratesName(t *testing.T) {
 	dyn := NewFakeDynamicClient(objectFromYAML(t, templateYAML))
 	client := NewClient(dyn)
 
-	created, err := client.CreateWorkflow(t.Context(), model.Identity{Subject: "admin"}, model.Workflow{Namespace: "argo", GenerateName: "build-", TemplateRef: model.TemplateRef{Name: "build"}})
+	created, err := readAndCreate(t, client, model.Identity{Subject: "admin"}, model.Workflow{Namespace: "argo", GenerateName: "build-", TemplateRef: model.TemplateRef{Name: "build"}})
 	require.NoError(t, err)
 
 	assert.Regexp(t, `^build-[a-z0-9]{5}$`, created.Name)
@@ -140,7 +140,7 @@ func TestClientCreateNeedsTemplate(t *testing.T) {
 	dyn := NewFakeDynamicClient()
 	client := NewClient(dyn)
 
-	_, err := client.CreateWorkflow(t.Context(), model.Identity{Subject: "admin"}, model.Workflow{Namespace: "argo", GenerateName: "gone-", TemplateRef: model.TemplateRef{Name: "gone"}})
+	_, err := readAndCreate(t, client, model.Identity{Subject: "admin"}, model.Workflow{Namespace: "argo", GenerateName: "gone-", TemplateRef: model.TemplateRef{Name: "gone"}})
 
 	require.Error(t, err)
 	assert.Equal(t, model.CodeNotFound, model.ErrorCode(err))
@@ -186,6 +186,13 @@ func (s *recordingSink) Upsert(t model.Template) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.upserted[t.Ref] = t
+	return nil
+}
+
+func (s *recordingSink) UpsertBinding(b model.Binding) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.upserted[b.Ref] = model.Template{Ref: b.Ref, Expression: b.Selector}
 	return nil
 }
 

@@ -12,6 +12,7 @@ import (
 	"github.com/hashicorp/golang-lru/v2/expirable"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
@@ -102,7 +103,11 @@ func (r *Reviewer) Authenticate(ctx context.Context, token model.Token) (model.I
 	if !review.authenticated {
 		return model.Identity{}, model.Errorf(model.CodeUnauthenticated, "token was rejected by the cluster: send a valid service account or user token")
 	}
-	return review.identity, nil
+
+	// The cached entry is shared, so the caller gets its own groups.
+	identity := review.identity
+	identity.Groups = slices.Clone(identity.Groups)
+	return identity, nil
 }
 
 func (r *Reviewer) reviewToken(ctx context.Context, token model.Token) (tokenReview, error) {
@@ -111,11 +116,18 @@ func (r *Reviewer) reviewToken(ctx context.Context, token model.Token) (tokenRev
 	}
 	response, err := r.client.AuthenticationV1().TokenReviews().Create(ctx, request, metav1.CreateOptions{})
 	if err != nil {
-		return tokenReview{}, classify("token review", err)
+		return tokenReview{}, classifyReview("create tokenreviews", err)
 	}
 
 	status := response.Status
 	if !status.Authenticated {
+		return tokenReview{}, nil
+	}
+	// A token valid only for other audiences is not valid here, as the
+	// TokenReview API asks clients that set spec.audiences to check.
+	if len(r.audiences) > 0 && !slices.ContainsFunc(status.Audiences, func(audience string) bool {
+		return slices.Contains(r.audiences, audience)
+	}) {
 		return tokenReview{}, nil
 	}
 	return tokenReview{
@@ -154,7 +166,7 @@ func (r *Reviewer) MayCreateWorkflows(ctx context.Context, caller model.Identity
 	}
 	response, err := r.client.AuthorizationV1().SubjectAccessReviews().Create(ctx, request, metav1.CreateOptions{})
 	if err != nil {
-		return false, classify(fmt.Sprintf("subject access review for namespace %q", namespace), err)
+		return false, classifyReview(fmt.Sprintf("create subjectaccessreviews for namespace %q", namespace), err)
 	}
 
 	allowed := response.Status.Allowed && !response.Status.Denied
@@ -176,4 +188,14 @@ func (r *Reviewer) Stats() ReviewStats {
 		AccessHits:   r.accessHits.Load(),
 		AccessMisses: r.accessMisses.Load(),
 	}
+}
+
+// classifyReview classifies a failed review. A 403 here means wfevents' own
+// role lacks the permission, which is the operator's to fix, so the sender
+// gets an internal error rather than "permission denied".
+func classifyReview(operation string, err error) error {
+	if apierrors.IsForbidden(err) {
+		return &model.Error{Code: model.CodeInternal, Message: operation + " failed", Err: fmt.Errorf("the server's service account may not %s: check its ClusterRole: %w", operation, err)}
+	}
+	return classify(operation, err)
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/dynamic/dynamicinformer"
 	"k8s.io/client-go/tools/cache"
@@ -14,17 +15,19 @@ import (
 	"github.com/wfevents/wfevents/model"
 )
 
-// TemplateSink receives every template version the informers see.
-// *matcher.Catalog implements it.
+// TemplateSink receives every template and binding version the informers
+// see. *matcher.Catalog implements it. The upsert methods return a compile
+// error only the first time they see a version.
 type TemplateSink interface {
 	Upsert(t model.Template) error
+	UpsertBinding(b model.Binding) error
 	Delete(ref model.ResourceRef)
 }
 
 // CompileErrorReporter receives each template version whose expressions do
 // not compile. *Recorder implements it.
 type CompileErrorReporter interface {
-	ReportCompileError(t model.Template, err error)
+	ReportCompileError(resource model.ObjectMeta, err error)
 }
 
 // WatcherConfig configures a Watcher. Sink is required.
@@ -45,8 +48,8 @@ type WatcherConfig struct {
 	Logger *slog.Logger
 }
 
-// Watcher feeds a TemplateSink from shared informers on WorkflowTemplates and
-// ClusterWorkflowTemplates.
+// Watcher feeds a TemplateSink from shared informers on WorkflowTemplates,
+// ClusterWorkflowTemplates and WorkflowEventBindings.
 type Watcher struct {
 	factory  dynamicinformer.DynamicSharedInformerFactory
 	synced   []cache.InformerSynced
@@ -70,17 +73,25 @@ func NewWatcher(dyn dynamic.Interface, cfg WatcherConfig) (*Watcher, error) {
 		logger:   cfg.Logger,
 	}
 
-	for _, informer := range []cache.SharedIndexInformer{
-		w.factory.ForResource(WorkflowTemplatesResource).Informer(),
-		w.factory.ForResource(ClusterWorkflowTemplatesResource).Informer(),
+	for resource, upsert := range map[schema.GroupVersionResource]func(*unstructured.Unstructured){
+		WorkflowTemplatesResource:        w.upsertTemplate,
+		ClusterWorkflowTemplatesResource: w.upsertTemplate,
+		WorkflowEventBindingsResource:    w.upsertBinding,
 	} {
-		registration, err := informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
-			AddFunc:    w.upsert,
-			UpdateFunc: func(_, obj any) { w.upsert(obj) },
+		handle := func(obj any) {
+			if u, ok := obj.(*unstructured.Unstructured); ok {
+				upsert(u)
+				return
+			}
+			w.logger.Error("unexpected object from informer", "resource", resource.Resource, "type", fmt.Sprintf("%T", obj))
+		}
+		registration, err := w.factory.ForResource(resource).Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+			AddFunc:    handle,
+			UpdateFunc: func(_, obj any) { handle(obj) },
 			DeleteFunc: w.delete,
 		})
 		if err != nil {
-			return nil, fmt.Errorf("add template event handler: %w", err)
+			return nil, fmt.Errorf("add %s event handler: %w", resource.Resource, err)
 		}
 		w.synced = append(w.synced, registration.HasSynced)
 	}
@@ -108,23 +119,35 @@ func (w *Watcher) WaitForSync(ctx context.Context) bool {
 	return cache.WaitForCacheSync(ctx.Done(), w.synced...)
 }
 
-func (w *Watcher) upsert(obj any) {
-	u, ok := obj.(*unstructured.Unstructured)
-	if !ok {
-		w.logger.Error("unexpected object from template informer", "type", fmt.Sprintf("%T", obj))
-		return
-	}
+func (w *Watcher) upsertTemplate(u *unstructured.Unstructured) {
 	t, err := TemplateFromObject(u)
 	if err != nil {
-		// The resource is unusable, so drop any earlier version and no
-		// stale expression keeps firing.
-		w.logger.Warn("template skipped", "resource", t.Ref.String(), "error", err)
-		w.sink.Delete(t.Ref)
+		w.skip(t.Ref, err)
 		return
 	}
-	// The sink logs compile errors, and returns each version's only once.
-	if err := w.sink.Upsert(t); err != nil && w.reporter != nil {
-		w.reporter.ReportCompileError(t, err)
+	w.report(t.Meta(), w.sink.Upsert(t))
+}
+
+func (w *Watcher) upsertBinding(u *unstructured.Unstructured) {
+	b, err := BindingFromObject(u)
+	if err != nil {
+		w.skip(b.Ref, err)
+		return
+	}
+	w.report(b.Meta(), w.sink.UpsertBinding(b))
+}
+
+// skip drops a resource that cannot be read, with any earlier version, so
+// no stale expression keeps firing.
+func (w *Watcher) skip(ref model.ResourceRef, err error) {
+	w.logger.Warn("resource skipped", "resource", ref.String(), "error", err)
+	w.sink.Delete(ref)
+}
+
+// report passes a compile error on. The sink has logged it already.
+func (w *Watcher) report(resource model.ObjectMeta, err error) {
+	if err != nil && w.reporter != nil {
+		w.reporter.ReportCompileError(resource, err)
 	}
 }
 
@@ -134,7 +157,7 @@ func (w *Watcher) delete(obj any) {
 	}
 	u, ok := obj.(*unstructured.Unstructured)
 	if !ok {
-		w.logger.Error("unexpected object from template informer", "type", fmt.Sprintf("%T", obj))
+		w.logger.Error("unexpected object from informer", "type", fmt.Sprintf("%T", obj))
 		return
 	}
 	w.sink.Delete(model.ResourceRef{Kind: model.Kind(u.GetKind()), Namespace: u.GetNamespace(), Name: u.GetName()})

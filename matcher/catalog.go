@@ -24,8 +24,8 @@ type Catalog struct {
 }
 
 type failure struct {
-	template model.Template
-	err      *CompileError
+	meta model.ObjectMeta
+	err  *CompileError
 }
 
 // NewCatalog returns an empty catalog. Only resources whose instance ID label
@@ -50,38 +50,48 @@ func NewCatalog(instanceID string, logger *slog.Logger) *Catalog {
 // ID, is removed. A compile error is returned and remembered, and the
 // resource is left out until a version compiles.
 func (c *Catalog) Upsert(t model.Template) error {
-	if !t.HasEvent() || !c.ownsInstance(t) {
-		c.Delete(t.Ref)
+	return c.upsert(t.Meta(), t.HasEvent(), func() (*Program, error) { return Compile(t) })
+}
+
+// UpsertBinding is Upsert for a WorkflowEventBinding. A binding without a
+// selector is removed.
+func (c *Catalog) UpsertBinding(b model.Binding) error {
+	return c.upsert(b.Meta(), b.Selector != "", func() (*Program, error) { return CompileBinding(b) })
+}
+
+func (c *Catalog) upsert(meta model.ObjectMeta, hasEvent bool, compile func() (*Program, error)) error {
+	if !hasEvent || !c.ownsInstance(meta) {
+		c.Delete(meta.Ref)
 		return nil
 	}
-	if c.isCurrent(t) {
+	if c.isCurrent(meta) {
 		return nil
 	}
 
-	program, err := Compile(t)
+	program, err := compile()
 
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.remove(t.Ref)
+	c.remove(meta.Ref)
 	if err != nil {
-		c.failing[t.Ref] = failure{template: t, err: err.(*CompileError)}
-		c.logger.Warn("expression does not compile", "resource", t.Ref.String(), "resource_version", t.ResourceVersion, "error", err)
+		c.failing[meta.Ref] = failure{meta: meta, err: err.(*CompileError)}
+		c.logger.Warn("expression does not compile", "resource", meta.Ref.String(), "resource_version", meta.ResourceVersion, "error", err)
 		return err
 	}
-	byRef := c.programs[t.Ref.Namespace]
+	byRef := c.programs[meta.Ref.Namespace]
 	if byRef == nil {
 		byRef = make(map[model.ResourceRef]*Program)
-		c.programs[t.Ref.Namespace] = byRef
+		c.programs[meta.Ref.Namespace] = byRef
 	}
-	byRef[t.Ref] = program
+	byRef[meta.Ref] = program
 	return nil
 }
 
 // ownsInstance reports whether t belongs to this instance: labelled with its
 // ID, or, without an instance ID, not labelled at all. An empty label value
 // still marks another instance's resource, as in Argo.
-func (c *Catalog) ownsInstance(t model.Template) bool {
-	id, labelled := t.Labels[model.LabelInstanceID]
+func (c *Catalog) ownsInstance(meta model.ObjectMeta) bool {
+	id, labelled := meta.Labels[model.LabelInstanceID]
 	if c.instanceID == "" {
 		return !labelled
 	}
@@ -90,19 +100,19 @@ func (c *Catalog) ownsInstance(t model.Template) bool {
 
 // isCurrent reports whether this exact version is already compiled or known
 // not to compile.
-func (c *Catalog) isCurrent(t model.Template) bool {
+func (c *Catalog) isCurrent(meta model.ObjectMeta) bool {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
-	if program, ok := c.programs[t.Ref.Namespace][t.Ref]; ok {
-		return sameVersion(program.Template, t)
+	if program, ok := c.programs[meta.Ref.Namespace][meta.Ref]; ok {
+		return sameVersion(program.meta, meta)
 	}
-	if failed, ok := c.failing[t.Ref]; ok {
-		return sameVersion(failed.template, t)
+	if failed, ok := c.failing[meta.Ref]; ok {
+		return sameVersion(failed.meta, meta)
 	}
 	return false
 }
 
-func sameVersion(a, b model.Template) bool {
+func sameVersion(a, b model.ObjectMeta) bool {
 	return a.ResourceVersion != "" && a.UID == b.UID && a.ResourceVersion == b.ResourceVersion
 }
 
@@ -159,9 +169,11 @@ func (c *Catalog) InScope(namespace string, mayUse func(namespace string) bool) 
 	}
 
 	sort.Slice(programs, func(i, j int) bool {
-		a, b := programs[i].Template.Ref, programs[j].Template.Ref
+		a, b := programs[i].meta.Ref, programs[j].meta.Ref
 		if a.Kind != b.Kind {
-			return a.Kind > b.Kind // WorkflowTemplate before ClusterWorkflowTemplate
+			// WorkflowTemplate, then WorkflowEventBinding, then
+			// ClusterWorkflowTemplate.
+			return a.Kind > b.Kind
 		}
 		if a.Namespace != b.Namespace {
 			return a.Namespace < b.Namespace

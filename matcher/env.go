@@ -24,6 +24,9 @@ type Env struct {
 
 	Discriminator string `expr:"discriminator"`
 	Namespace     string `expr:"namespace"`
+
+	// Sprig holds Sprig's generic functions, called as sprig.<name>.
+	Sprig map[string]any `expr:"sprig"`
 }
 
 // secretHeaders are headers that carry webhook secrets or signatures. They
@@ -47,6 +50,7 @@ func NewEnv(ev model.Event) *Env {
 		Metadata:      metadata,
 		Discriminator: ev.Discriminator,
 		Namespace:     ev.Namespace,
+		Sprig:         sprigFunctions,
 	}
 }
 

@@ -62,6 +62,11 @@ type Identity struct {
 	// Groups are the caller's groups, in the order the authenticator gave.
 	Groups []string
 
+	// Email and PreferredUsername are the caller's, when the authenticator
+	// provides them. They become creator labels on created Workflows.
+	Email             string
+	PreferredUsername string
+
 	// Namespaces lists where the caller may submit events. A nil slice
 	// with AllNamespaces false allows none.
 	Namespaces []string

@@ -827,7 +827,7 @@ func TestReadyz(t *testing.T) {
 		wantBody   string
 	}{
 		{name: "ready", ready: true, wantStatus: http.StatusOK, wantBody: `{"status":"ok"}`},
-		{name: "not ready", ready: false, wantStatus: http.StatusServiceUnavailable, wantBody: `{"status":"not ready: template caches are not synced yet"}`},
+		{name: "not ready", ready: false, wantStatus: http.StatusServiceUnavailable, wantBody: `{"status":"not ready: template caches are not synced yet, or the server is shutting down"}`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -13,18 +13,22 @@ import (
 	"github.com/wfevents/wfevents/model"
 )
 
-// WorkflowCreator creates Workflows in the cluster on behalf of a caller, so
+// Cluster reads templates and creates Workflows on behalf of a caller, so
 // that the cluster's access control applies to the caller. An error whose
 // code is model.CodeUnavailable is transient and may be retried, and any
 // other is final.
-type WorkflowCreator interface {
+type Cluster interface {
+	// GetTemplate reads the WorkflowTemplate ref names in namespace, or the
+	// ClusterWorkflowTemplate when ref.ClusterScope is set.
+	GetTemplate(ctx context.Context, caller model.Identity, namespace string, ref model.TemplateRef) (model.Template, error)
+
 	CreateWorkflow(ctx context.Context, caller model.Identity, wf model.Workflow) (model.Workflow, error)
 }
 
-// FailureReporter makes a template's failure for an event visible where the
-// template's owner looks, such as a Kubernetes Event on the template.
+// FailureReporter makes a resource's failure for an event visible where the
+// resource's owner looks, such as a Kubernetes Event on it.
 type FailureReporter interface {
-	ReportFailure(t model.Template, eventID string, err error)
+	ReportFailure(resource model.ObjectMeta, eventID string, err error)
 }
 
 // TemplateSource returns the compiled templates an event must be evaluated
@@ -47,7 +51,7 @@ type Outcome struct {
 	// template: the event's other templates are still processed.
 	Err error
 
-	template model.Template
+	meta model.ObjectMeta
 }
 
 // Backoff sets how transient create errors are retried.
@@ -65,7 +69,7 @@ var DefaultBackoff = Backoff{Attempts: 5, Initial: 200 * time.Millisecond, Max: 
 // Its fields must not change after first use. It is safe for concurrent use.
 type Dispatcher struct {
 	Templates TemplateSource
-	Creator   WorkflowCreator
+	Cluster   Cluster
 
 	// Authorizer selects the namespaces a cluster-scoped event reaches. Nil
 	// means the namespaces listed in the caller's model.Identity.
@@ -98,7 +102,7 @@ func (d *Dispatcher) Process(ctx context.Context, ev model.Event) {
 			// event, and the server itself works.
 			logger.Warn("template failed for event", "resource", outcome.Ref.String(), "error", outcome.Err)
 			if d.Reporter != nil {
-				d.Reporter.ReportFailure(outcome.template, ev.ID, outcome.Err)
+				d.Reporter.ReportFailure(outcome.meta, ev.ID, outcome.Err)
 			}
 			continue
 		}
@@ -112,44 +116,77 @@ func (d *Dispatcher) Process(ctx context.Context, ev model.Event) {
 	logger.Debug("event processed", "templates", len(outcomes), "matched", matched, "workflows", created)
 }
 
-// Dispatch evaluates ev against every template in scope and, unless dryRun
-// is set, creates a Workflow for each match. It returns one Outcome per
-// template in scope, in the order of TemplateSource.InScope.
+// Dispatch evaluates ev against every template and binding in scope and,
+// unless dryRun is set, creates a Workflow for each match. It returns one
+// Outcome per resource in scope, in the order of TemplateSource.InScope.
 func (d *Dispatcher) Dispatch(ctx context.Context, ev model.Event, dryRun bool) []Outcome {
 	env := matcher.NewEnv(ev)
 	programs := d.Templates.InScope(ev.Namespace, d.mayUse(ctx, ev))
 
 	outcomes := make([]Outcome, 0, len(programs))
 	for _, program := range programs {
-		outcome := Outcome{Ref: program.Template.Ref, template: program.Template}
-
-		// Evaluate the event expression, then the parameters.
-		outcome.Matched, outcome.Err = program.Match(env)
-		if outcome.Err != nil || !outcome.Matched {
-			outcomes = append(outcomes, outcome)
-			continue
-		}
-		parameters, err := program.Parameters(env)
-		if err != nil {
-			outcome.Err = err
-			outcomes = append(outcomes, outcome)
-			continue
-		}
-
-		// Build the Workflow and create it, unless this is a dry run.
-		wf := d.newWorkflow(ev, program.Template, parameters)
-		if !dryRun {
-			wf, err = d.create(ctx, ev.Caller, wf)
-			if err != nil {
-				outcome.Err = fmt.Errorf("create workflow from %s: %w", program.Template.Ref, err)
-				outcomes = append(outcomes, outcome)
-				continue
-			}
-		}
-		outcome.Workflow = &wf
+		outcome := Outcome{Ref: program.Meta().Ref, meta: program.Meta()}
+		outcome.Matched, outcome.Workflow, outcome.Err = d.dispatchOne(ctx, ev, env, program, dryRun)
 		outcomes = append(outcomes, outcome)
 	}
 	return outcomes
+}
+
+// dispatchOne is Dispatch for one resource.
+func (d *Dispatcher) dispatchOne(ctx context.Context, ev model.Event, env *matcher.Env, program *matcher.Program, dryRun bool) (bool, *model.Workflow, error) {
+	// Evaluate the event expression. A binding without submit matches and
+	// creates nothing.
+	matched, err := program.Match(env)
+	if err != nil || !matched {
+		return false, nil, err
+	}
+	if program.Binding != nil && program.Binding.Submit == nil {
+		return true, nil, nil
+	}
+
+	// Compute the parameters and, for a binding, the metadata.
+	parameters, err := program.Parameters(env)
+	if err != nil {
+		return true, nil, err
+	}
+	metadata, err := program.ComputeMetadata(env)
+	if err != nil {
+		return true, nil, err
+	}
+
+	// Read the template as the caller: a caller who may not read it cannot
+	// start it, and its workflowMetadata goes on the Workflow.
+	namespace, ref := submitTarget(ev, program)
+	template, err := d.Cluster.GetTemplate(ctx, ev.Caller, namespace, ref)
+	if err != nil {
+		return true, nil, fmt.Errorf("read template for %s: %w", program.Meta().Ref, err)
+	}
+
+	// Build the Workflow and create it, unless this is a dry run.
+	wf := d.newWorkflow(ev, program, template, namespace, parameters, metadata)
+	if dryRun {
+		return true, &wf, nil
+	}
+	created, err := d.create(ctx, ev.Caller, wf)
+	if err != nil {
+		return true, nil, fmt.Errorf("create workflow from %s: %w", program.Meta().Ref, err)
+	}
+	return true, &created, nil
+}
+
+// submitTarget returns the namespace the Workflow is created in and the
+// template it runs. A template submits itself; a cluster template's Workflow
+// runs in the event's namespace. A binding submits the template it
+// references, in its own namespace.
+func submitTarget(ev model.Event, program *matcher.Program) (string, model.TemplateRef) {
+	if program.Binding != nil {
+		return program.Binding.Ref.Namespace, program.Binding.Submit.TemplateRef
+	}
+	ref := program.Template.Ref
+	if ref.Kind == model.KindClusterWorkflowTemplate {
+		return ev.Namespace, model.TemplateRef{Name: ref.Name, ClusterScope: true}
+	}
+	return ref.Namespace, model.TemplateRef{Name: ref.Name}
 }
 
 // mayUse returns the namespace filter for a cluster-scoped event. A failed
@@ -169,33 +206,55 @@ func (d *Dispatcher) mayUse(ctx context.Context, ev model.Event) func(namespace 
 	}
 }
 
-// newWorkflow builds the Workflow that t submits for ev.
-func (d *Dispatcher) newWorkflow(ev model.Event, t model.Template, parameters []model.ParameterValue) model.Workflow {
+// newWorkflow builds the Workflow that program submits for ev, from
+// template in namespace.
+//
+// Labels and annotations are layered: the template's workflowMetadata first,
+// then a binding's own, then the labels wfevents sets, which a binding cannot
+// override.
+func (d *Dispatcher) newWorkflow(ev model.Event, program *matcher.Program, template model.Template, namespace string, parameters []model.ParameterValue, metadata matcher.WorkflowMetadata) model.Workflow {
 	wf := model.Workflow{
-		Namespace:    t.Ref.Namespace,
-		GenerateName: t.Ref.Name + "-",
-		Labels:       maps.Clone(t.WorkflowMetadata.Labels),
-		Annotations:  maps.Clone(t.WorkflowMetadata.Annotations),
-		TemplateRef:  model.TemplateRef{Name: t.Ref.Name},
-		Parameters:   parameters,
+		Namespace:   namespace,
+		Name:        metadata.Name,
+		Labels:      make(map[string]string),
+		Annotations: make(map[string]string),
+		TemplateRef: model.TemplateRef{Name: template.Ref.Name, ClusterScope: template.Ref.Kind == model.KindClusterWorkflowTemplate},
+		Parameters:  parameters,
 	}
-	if wf.Labels == nil {
-		wf.Labels = make(map[string]string)
+	switch {
+	case metadata.Name != "":
+	case metadata.GenerateName != "":
+		wf.GenerateName = metadata.GenerateName
+	default:
+		wf.GenerateName = template.Ref.Name + "-"
 	}
 
-	// A cluster template's Workflow runs in the event's namespace.
-	if t.Ref.Kind == model.KindClusterWorkflowTemplate {
-		wf.Namespace = ev.Namespace
-		wf.TemplateRef.ClusterScope = true
-		wf.Labels[model.LabelClusterWorkflowTemplate] = t.Ref.Name
+	maps.Copy(wf.Labels, template.WorkflowMetadata.Labels)
+	maps.Copy(wf.Annotations, template.WorkflowMetadata.Annotations)
+	maps.Copy(wf.Labels, metadata.Labels)
+	maps.Copy(wf.Annotations, metadata.Annotations)
+
+	if program.Binding != nil {
+		wf.Labels[model.LabelWorkflowEventBinding] = program.Binding.Ref.Name
+	}
+	if wf.TemplateRef.ClusterScope {
+		wf.Labels[model.LabelClusterWorkflowTemplate] = template.Ref.Name
 	} else {
-		wf.Labels[model.LabelWorkflowTemplate] = t.Ref.Name
+		wf.Labels[model.LabelWorkflowTemplate] = template.Ref.Name
 	}
-
 	wf.Labels[model.LabelCreator] = LabelValue(ev.Caller.Subject)
+	if ev.Caller.Email != "" {
+		wf.Labels[model.LabelCreatorEmail] = LabelValue(ev.Caller.Email)
+	}
+	if ev.Caller.PreferredUsername != "" {
+		wf.Labels[model.LabelCreatorPreferredUsername] = LabelValue(ev.Caller.PreferredUsername)
+	}
 	wf.Labels[model.LabelEventID] = LabelValue(ev.ID)
 	if d.InstanceID != "" {
 		wf.Labels[model.LabelInstanceID] = d.InstanceID
+	}
+	if len(wf.Annotations) == 0 {
+		wf.Annotations = nil
 	}
 	return wf
 }
@@ -216,7 +275,7 @@ func (d *Dispatcher) create(ctx context.Context, caller model.Identity, wf model
 
 	wait := backoff.Initial
 	for attempt := 1; ; attempt++ {
-		created, err := d.Creator.CreateWorkflow(ctx, caller, wf)
+		created, err := d.Cluster.CreateWorkflow(ctx, caller, wf)
 		if err == nil || model.ErrorCode(err) != model.CodeUnavailable || attempt >= backoff.Attempts {
 			return created, err
 		}

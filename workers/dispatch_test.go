@@ -3,6 +3,7 @@ package workers
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -15,20 +16,46 @@ import (
 	"github.com/wfevents/wfevents/model"
 )
 
-// fakeCreator records created Workflows. Its create function, when set,
-// decides each call's result.
+// fakeCreator records created Workflows and the caller of every call. Its
+// create function, when set, decides each call's result.
 type fakeCreator struct {
 	mu      sync.Mutex
 	created []model.Workflow
+	callers []model.Identity
 	calls   int
 	create  func(call int, wf model.Workflow) error
+
+	// templates are what GetTemplate returns, by name. A name not listed
+	// returns a template with only its reference set.
+	templates map[string]model.Template
+	// getErr, when set, is the error of every GetTemplate call.
+	getErr error
+	reads  []model.TemplateRef
 }
 
-func (f *fakeCreator) CreateWorkflow(_ context.Context, _ model.Identity, wf model.Workflow) (model.Workflow, error) {
+func (f *fakeCreator) GetTemplate(_ context.Context, _ model.Identity, namespace string, ref model.TemplateRef) (model.Template, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+
+	f.reads = append(f.reads, ref)
+	if f.getErr != nil {
+		return model.Template{}, f.getErr
+	}
+	if t, ok := f.templates[ref.Name]; ok {
+		return t, nil
+	}
+	if ref.ClusterScope {
+		return model.Template{Ref: model.ResourceRef{Kind: model.KindClusterWorkflowTemplate, Name: ref.Name}}, nil
+	}
+	return model.Template{Ref: model.ResourceRef{Kind: model.KindWorkflowTemplate, Namespace: namespace, Name: ref.Name}}, nil
+}
+
+func (f *fakeCreator) CreateWorkflow(_ context.Context, caller model.Identity, wf model.Workflow) (model.Workflow, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 
 	f.calls++
+	f.callers = append(f.callers, caller)
 	if f.create != nil {
 		if err := f.create(f.calls, wf); err != nil {
 			return model.Workflow{}, err
@@ -76,7 +103,7 @@ func TestDispatchCreatesOnePerMatch(t *testing.T) {
 		template(model.KindWorkflowTemplate, "other", "build", `true`),
 	)
 	creator := &fakeCreator{}
-	dispatcher := &Dispatcher{Templates: catalog, Creator: creator}
+	dispatcher := &Dispatcher{Templates: catalog, Cluster: creator}
 
 	outcomes := dispatcher.Dispatch(t.Context(), adminEvent("argo", map[string]any{"kind": "push", "sha": "abc123"}), false)
 
@@ -115,7 +142,7 @@ func TestDispatchFailureSkipsOnlyThatTemplate(t *testing.T) {
 		}
 		return nil
 	}}
-	dispatcher := &Dispatcher{Templates: catalog, Creator: creator}
+	dispatcher := &Dispatcher{Templates: catalog, Cluster: creator}
 
 	outcomes := dispatcher.Dispatch(t.Context(), adminEvent("argo", map[string]any{"kind": "push"}), false)
 
@@ -137,7 +164,7 @@ func TestDispatchFailureSkipsOnlyThatTemplate(t *testing.T) {
 func TestDispatchClusterTemplate(t *testing.T) {
 	catalog := newCatalog(t, template(model.KindClusterWorkflowTemplate, "", "shared", `namespace == "team-a"`))
 	creator := &fakeCreator{}
-	dispatcher := &Dispatcher{Templates: catalog, Creator: creator, InstanceID: "prod"}
+	dispatcher := &Dispatcher{Templates: catalog, Cluster: creator, InstanceID: "prod"}
 
 	dispatcher.Dispatch(t.Context(), adminEvent("team-a", nil), false)
 
@@ -157,7 +184,7 @@ func TestDispatchClusterScopedEvent(t *testing.T) {
 		template(model.KindClusterWorkflowTemplate, "", "shared", `true`),
 	)
 	creator := &fakeCreator{}
-	dispatcher := &Dispatcher{Templates: catalog, Creator: creator}
+	dispatcher := &Dispatcher{Templates: catalog, Cluster: creator}
 	ev := adminEvent("", nil)
 	ev.Caller = model.Identity{Subject: "ops", Namespaces: []string{"team-b"}, AllNamespaces: false}
 
@@ -172,7 +199,7 @@ func TestDispatchDryRunCreatesNothing(t *testing.T) {
 	catalog := newCatalog(t, template(model.KindWorkflowTemplate, "argo", "build", `true`,
 		model.Parameter{Name: "n", Expression: "event.n"}))
 	creator := &fakeCreator{}
-	dispatcher := &Dispatcher{Templates: catalog, Creator: creator}
+	dispatcher := &Dispatcher{Templates: catalog, Cluster: creator}
 
 	outcomes := dispatcher.Dispatch(t.Context(), adminEvent("argo", map[string]any{"n": int64(9007199254740993)}), true)
 
@@ -203,7 +230,7 @@ func TestDispatchRetriesTransientErrors(t *testing.T) {
 				}
 				return nil
 			}}
-			dispatcher := &Dispatcher{Templates: catalog, Creator: creator, Backoff: backoff}
+			dispatcher := &Dispatcher{Templates: catalog, Cluster: creator, Backoff: backoff}
 
 			outcomes := dispatcher.Dispatch(t.Context(), adminEvent("argo", nil), false)
 
@@ -222,7 +249,7 @@ func TestDispatchRetryStopsWhenContextEnds(t *testing.T) {
 		cancel()
 		return &model.Error{Code: model.CodeUnavailable, Message: "unavailable"}
 	}}
-	dispatcher := &Dispatcher{Templates: catalog, Creator: creator, Backoff: Backoff{Attempts: 10, Initial: time.Hour, Max: time.Hour}}
+	dispatcher := &Dispatcher{Templates: catalog, Cluster: creator, Backoff: Backoff{Attempts: 10, Initial: time.Hour, Max: time.Hour}}
 
 	outcomes := dispatcher.Dispatch(ctx, adminEvent("argo", nil), false)
 
@@ -250,4 +277,173 @@ func TestLabelValue(t *testing.T) {
 			assert.Equal(t, tc.want, LabelValue(tc.input))
 		})
 	}
+}
+
+func TestDispatchPassesCallerUnchanged(t *testing.T) {
+	catalog := newCatalog(t,
+		template(model.KindWorkflowTemplate, "argo", "build", `true`),
+		template(model.KindClusterWorkflowTemplate, "", "shared", `true`),
+	)
+	creator := &fakeCreator{create: func(call int, _ model.Workflow) error {
+		if call == 1 {
+			return &model.Error{Code: model.CodeUnavailable, Message: "too many requests"}
+		}
+		return nil
+	}}
+	dispatcher := &Dispatcher{Templates: catalog, Cluster: creator, Backoff: Backoff{Attempts: 2, Initial: time.Millisecond, Max: time.Millisecond}}
+	ev := adminEvent("argo", nil)
+	ev.Caller = model.Identity{
+		Subject:    "system:serviceaccount:argo:ci",
+		UID:        "uid-ci",
+		Groups:     []string{"system:serviceaccounts", "system:serviceaccounts:argo"},
+		Namespaces: []string{"argo"},
+	}
+
+	outcomes := dispatcher.Dispatch(t.Context(), ev, false)
+
+	require.Len(t, outcomes, 2)
+	for _, outcome := range outcomes {
+		assert.NoError(t, outcome.Err, outcome.Ref.String())
+	}
+	require.Len(t, creator.callers, 3, "one retry and two creates")
+	for i, caller := range creator.callers {
+		assert.Equal(t, ev.Caller, caller, "call %d", i+1)
+	}
+}
+
+// failureReport is one call of fakeReporter.ReportFailure.
+type failureReport struct {
+	ref     model.ResourceRef
+	eventID string
+	err     error
+}
+
+// fakeReporter records every failure reported to it.
+type fakeReporter struct {
+	mu      sync.Mutex
+	reports []failureReport
+}
+
+func (r *fakeReporter) ReportFailure(resource model.ObjectMeta, eventID string, err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.reports = append(r.reports, failureReport{ref: resource.Ref, eventID: eventID, err: err})
+}
+
+func TestProcessReportsEveryFailure(t *testing.T) {
+	catalog := newCatalog(t,
+		template(model.KindWorkflowTemplate, "argo", "a-not-bool", `event.kind`),
+		template(model.KindWorkflowTemplate, "argo", "b-forbidden", `true`),
+		template(model.KindWorkflowTemplate, "argo", "c-fine", `true`),
+		template(model.KindWorkflowTemplate, "argo", "d-no-match", `false`),
+		template(model.KindClusterWorkflowTemplate, "", "e-bad-parameter", `true`,
+			model.Parameter{Name: "p", Expression: "event.missing.field"}),
+	)
+	creator := &fakeCreator{create: func(_ int, wf model.Workflow) error {
+		if wf.TemplateRef.Name == "b-forbidden" {
+			return model.Errorf(model.CodePermissionDenied, "forbidden")
+		}
+		return nil
+	}}
+	reporter := &fakeReporter{}
+	var logs syncBuffer
+	dispatcher := &Dispatcher{Templates: catalog, Cluster: creator, Reporter: reporter, Logger: testLogger(t, &logs)}
+
+	dispatcher.Process(t.Context(), adminEvent("argo", map[string]any{"kind": "push"}))
+
+	require.Len(t, reporter.reports, 3)
+	var refs []string
+	for _, report := range reporter.reports {
+		refs = append(refs, report.ref.String())
+		assert.Equal(t, "event-1", report.eventID, report.ref.String())
+		assert.Error(t, report.err, report.ref.String())
+	}
+	assert.Equal(t, []string{
+		"WorkflowTemplate/argo/a-not-bool",
+		"WorkflowTemplate/argo/b-forbidden",
+		"ClusterWorkflowTemplate/e-bad-parameter",
+	}, refs)
+	var evalErr *matcher.EvalError
+	assert.ErrorAs(t, reporter.reports[0].err, &evalErr)
+	assert.Equal(t, model.CodePermissionDenied, model.ErrorCode(reporter.reports[1].err))
+	assert.ErrorAs(t, reporter.reports[2].err, &evalErr)
+	assert.Equal(t, 3, strings.Count(logs.String(), `msg="template failed for event"`))
+	require.Len(t, creator.created, 1)
+	assert.Equal(t, "c-fine-", creator.created[0].GenerateName)
+}
+
+// fakeAuthorizer returns the decision in allowed, or the error in failures,
+// for each namespace and records every request.
+type fakeAuthorizer struct {
+	allowed  map[string]bool
+	failures map[string]error
+
+	mu        sync.Mutex
+	requested []string
+	callers   []model.Identity
+}
+
+func (a *fakeAuthorizer) MayCreateWorkflows(_ context.Context, caller model.Identity, namespace string) (bool, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.requested = append(a.requested, namespace)
+	a.callers = append(a.callers, caller)
+	if err := a.failures[namespace]; err != nil {
+		return false, err
+	}
+	return a.allowed[namespace], nil
+}
+
+func TestDispatchAuthorizerFiltersNamespaces(t *testing.T) {
+	catalog := newCatalog(t,
+		template(model.KindWorkflowTemplate, "team-a", "build", `true`),
+		template(model.KindWorkflowTemplate, "team-b", "build", `true`),
+		template(model.KindWorkflowTemplate, "team-c", "build", `true`),
+		template(model.KindClusterWorkflowTemplate, "", "shared", `true`),
+	)
+	creator := &fakeCreator{}
+	authorizer := &fakeAuthorizer{
+		allowed:  map[string]bool{"team-a": true, "team-b": false, "team-c": true},
+		failures: map[string]error{"team-c": errors.New("subject access review failed: 429")},
+	}
+	var logs syncBuffer
+	dispatcher := &Dispatcher{Templates: catalog, Cluster: creator, Authorizer: authorizer, Logger: testLogger(t, &logs)}
+	ev := adminEvent("", nil)
+	ev.Caller = model.Identity{Subject: "system:serviceaccount:argo:ci", UID: "uid-ci", Groups: []string{"system:serviceaccounts"}}
+
+	outcomes := dispatcher.Dispatch(t.Context(), ev, false)
+
+	require.Len(t, outcomes, 1, "only team-a is in scope")
+	assert.Equal(t, "WorkflowTemplate/team-a/build", outcomes[0].Ref.String())
+	require.Len(t, creator.created, 1)
+	assert.Equal(t, "team-a", creator.created[0].Namespace)
+
+	requested := append([]string(nil), authorizer.requested...)
+	slices.Sort(requested)
+	assert.Equal(t, []string{"team-a", "team-b", "team-c"}, requested, "one request per namespace with templates")
+	for _, caller := range authorizer.callers {
+		assert.Equal(t, ev.Caller, caller)
+	}
+
+	log := logs.String()
+	assert.Contains(t, log, `msg="authorization check failed; namespace skipped"`)
+	assert.Contains(t, log, "namespace=team-c")
+	assert.Contains(t, log, "event_id=event-1")
+	assert.Contains(t, log, "subject access review failed: 429")
+}
+
+func TestDispatchNamespacedEventSkipsAuthorizer(t *testing.T) {
+	catalog := newCatalog(t,
+		template(model.KindWorkflowTemplate, "team-a", "build", `true`),
+		template(model.KindClusterWorkflowTemplate, "", "shared", `true`),
+	)
+	creator := &fakeCreator{}
+	authorizer := &fakeAuthorizer{}
+	dispatcher := &Dispatcher{Templates: catalog, Cluster: creator, Authorizer: authorizer}
+
+	outcomes := dispatcher.Dispatch(t.Context(), adminEvent("team-a", nil), false)
+
+	assert.Len(t, outcomes, 2)
+	assert.Len(t, creator.created, 2)
+	assert.Empty(t, authorizer.requested, "admission already checked the event's namespace")
 }

@@ -134,7 +134,7 @@ func newApp(cfg appConfig, parts components) (*app, error) {
 
 	dispatcher := &workers.Dispatcher{
 		Templates:  catalog,
-		Creator:    parts.client,
+		Cluster:    parts.client,
 		Authorizer: parts.authz,
 		Reporter:   failureReporter,
 		InstanceID: cfg.InstanceID,
