@@ -29,8 +29,11 @@ type Recorder struct {
 }
 
 // NewRecorder returns a Recorder that writes Events through client, as the
-// component named component.
+// component named component, and logs each at Debug. A nil logger discards.
 func NewRecorder(client kubernetes.Interface, component string, logger *slog.Logger) *Recorder {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
 	broadcaster := record.NewBroadcaster()
 	broadcaster.StartEventWatcher(func(event *corev1.Event) {
 		logger.Debug("kubernetes event recorded", "reason", event.Reason, "namespace", event.InvolvedObject.Namespace,
