@@ -22,8 +22,17 @@ build: ## Build bin/wfevents
 	$(GO) build -o bin/wfevents ./cmd/wfevents
 
 .PHONY: kube-binaries
-kube-binaries: ## Build kube-apiserver and etcd for the integration tests, cached outside the repository
+kube-binaries: ## Build kube-apiserver, kubectl and etcd for the integration tests, cached outside the repository
 	tools/kube/build.sh
+
+KUBE_DIR ?= /tmp/wfevents-cluster
+.PHONY: kube-up
+kube-up: kube-binaries ## Run a local kube-apiserver and etcd with the Argo CRDs until Ctrl-C (kubeconfig in KUBE_DIR)
+	$(GO) run ./kube/kubetest/localcluster --dir $(KUBE_DIR)
+
+.PHONY: crds
+crds: ## Regenerate deploy/crds.yaml from kube/kubetest/testdata/crds
+	$(GO) run ./deploy/gencrds
 
 .PHONY: test
 test: kube-binaries ## Run every test with the race detector, integration tests on a real API server included
@@ -34,6 +43,7 @@ lint: ## Check formatting and run go vet
 	@unformatted=$$(gofmt -l $$(find . -name '*.go' -not -path './tools/*')); \
 	if [ -n "$$unformatted" ]; then echo "gofmt would change:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...
+	$(GO) run ./deploy/gencrds --check
 
 .PHONY: check
 check: lint test ## Check formatting, run go vet, then every test

@@ -25,6 +25,7 @@ func NewFakeDynamicClient(objects ...runtime.Object) *dynamicfake.FakeDynamicCli
 		WorkflowTemplatesResource:        "WorkflowTemplateList",
 		ClusterWorkflowTemplatesResource: "ClusterWorkflowTemplateList",
 		WorkflowEventBindingsResource:    "WorkflowEventBindingList",
+		SecretsResource:                  "SecretList",
 	}
 	client := dynamicfake.NewSimpleDynamicClientWithCustomListKinds(scheme, listKinds, objects...)
 	client.PrependReactor("create", "*", generateName)

@@ -123,8 +123,9 @@ func (r *Reviewer) reviewToken(ctx context.Context, token model.Token) (tokenRev
 	if !status.Authenticated {
 		return tokenReview{}, nil
 	}
-	// A token valid only for other audiences is not valid here, as the
-	// TokenReview API asks clients that set spec.audiences to check.
+	// A token valid only for other audiences is not valid here. The
+	// TokenReview API documents that clients setting spec.audiences must
+	// check the audiences returned.
 	if len(r.audiences) > 0 && !slices.ContainsFunc(status.Audiences, func(audience string) bool {
 		return slices.Contains(r.audiences, audience)
 	}) {

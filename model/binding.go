@@ -25,7 +25,7 @@ type Binding struct {
 	Submit *Submit
 }
 
-// Submit is what a binding creates when it matches.
+// Submit is the part of a binding that describes the Workflow it creates.
 type Submit struct {
 	// TemplateRef is spec.submit.workflowTemplateRef.
 	TemplateRef TemplateRef

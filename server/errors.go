@@ -19,6 +19,14 @@ var statusByCode = map[model.Code]int{
 	model.CodeUnauthenticated:   http.StatusUnauthorized,
 }
 
+// statusOf returns the HTTP status for code.
+func statusOf(code model.Code) int {
+	if status, ok := statusByCode[code]; ok {
+		return status
+	}
+	return http.StatusInternalServerError
+}
+
 // ErrorResponse is the error body, in the shape Argo's gateway writes.
 type ErrorResponse struct {
 	Code    model.Code `json:"code"`
@@ -30,10 +38,7 @@ type ErrorResponse struct {
 // client's to fix and can be sent at any rate.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	code := model.ErrorCode(err)
-	status, ok := statusByCode[code]
-	if !ok {
-		status = http.StatusInternalServerError
-	}
+	status := statusOf(code)
 
 	// Every 503 is temporary: a full pipeline, a shutdown in progress or a
 	// slow authenticator.

@@ -22,9 +22,13 @@ type EventResponse struct {
 	EventID string `json:"eventId"`
 }
 
-// droppedHeaders never reach the queue, so a token or session cookie is never
-// stored with an event, logged, or seen by an expression.
-var droppedHeaders = []string{"Authorization", "Cookie", "Proxy-Authorization"}
+// droppedHeaders never reach the queue, so a token, session cookie, webhook
+// secret or signature is never stored with an event, logged, or seen by an
+// expression. Signatures are checked at admission and not needed after.
+var droppedHeaders = []string{
+	"Authorization", "Cookie", "Proxy-Authorization",
+	"X-Gitlab-Token", "X-Hook-Uuid", "X-Hub-Signature", "X-Hub-Signature-256",
+}
 
 // handleEvent admits one event: route, authenticate, authorize, read and
 // parse the body, then queue it.
@@ -45,23 +49,9 @@ func (s *Server) handleEvent(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	// Authenticate and authorize before reading the body. A rejection
-	// closes the connection, so an unauthenticated sender costs no more
-	// than its headers.
-	caller, err := s.authenticate(r)
-	if err != nil {
-		s.rejectUnread(w, r, err)
-		return
-	}
-	if err := s.authorize(r, caller, namespace); err != nil {
-		s.rejectUnread(w, r, err)
-		return
-	}
-
-	// Read and parse the body, never past the limit.
-	payload, err := s.readPayload(w, r)
-	if err != nil {
-		s.writeError(w, r, err)
+	// Authenticate, authorize, then read and parse the body.
+	caller, payload, ok := s.admit(w, r, namespace)
+	if !ok {
 		return
 	}
 
@@ -80,6 +70,10 @@ func (s *Server) handleEvent(w http.ResponseWriter, r *http.Request) {
 		Caller:        caller,
 		ReceivedAt:    s.cfg.Now(),
 	}
+	if s.cfg.Dispatcher != nil {
+		s.dispatchNow(w, r, ev)
+		return
+	}
 	if err := s.cfg.Queue.Enqueue(ev); err != nil {
 		s.writeError(w, r, err)
 		return
@@ -88,6 +82,38 @@ func (s *Server) handleEvent(w http.ResponseWriter, r *http.Request) {
 	s.cfg.Logger.Debug("event accepted", "event", ev)
 	w.Header().Set("X-Event-Id", ev.ID)
 	writeJSON(w, http.StatusOK, EventResponse{EventID: ev.ID})
+}
+
+// admit authenticates and authorizes the request, then reads and parses its
+// body. When it returns false, it has sent the response.
+//
+// A request without an Authorization header is a webhook delivery, which
+// admitWebhook authenticates by its signature.
+func (s *Server) admit(w http.ResponseWriter, r *http.Request, namespace string) (model.Identity, any, bool) {
+	if s.isWebhookDelivery(r) {
+		return s.admitWebhook(w, r, namespace)
+	}
+
+	// Authenticate and authorize before reading the body. A rejection
+	// closes the connection, so an unauthenticated sender costs no more
+	// than its headers.
+	caller, err := s.authenticate(r)
+	if err != nil {
+		s.rejectUnread(w, r, err)
+		return model.Identity{}, nil, false
+	}
+	if err := s.authorize(r, caller, namespace); err != nil {
+		s.rejectUnread(w, r, err)
+		return model.Identity{}, nil, false
+	}
+
+	// Read and parse the body, never past the limit.
+	payload, err := s.readPayload(w, r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return model.Identity{}, nil, false
+	}
+	return caller, payload, true
 }
 
 // parseEventPath splits the escaped path /api/v1/events/{namespace}[/{discriminator}]
@@ -184,6 +210,15 @@ func withDeadline[T any](parent context.Context, timeout time.Duration, step str
 
 // readPayload reads the body up to the limit and decodes it.
 func (s *Server) readPayload(w http.ResponseWriter, r *http.Request) (any, error) {
+	body, err := s.readBody(w, r)
+	if err != nil {
+		return nil, err
+	}
+	return decodePayload(body)
+}
+
+// readBody reads the raw body, never past the limit.
+func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
 	if maxErr, ok := errors.AsType[*http.MaxBytesError](err); ok {
 		return nil, &model.Error{
@@ -195,7 +230,11 @@ func (s *Server) readPayload(w http.ResponseWriter, r *http.Request) (any, error
 	if err != nil {
 		return nil, &model.Error{Code: model.CodeInvalid, Message: "read request body failed", Err: err}
 	}
+	return body, nil
+}
 
+// decodePayload decodes a body as one JSON value.
+func decodePayload(body []byte) (any, error) {
 	payload, err := matcher.DecodeJSON(body)
 	if err != nil {
 		// The decoder's message names the offending byte, which is what the

@@ -6,6 +6,7 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -41,6 +42,12 @@ const DefaultMaxBodyBytes = 2 << 20
 // which webhook senders such as GitHub give up on a delivery.
 const DefaultAdmissionTimeout = 5 * time.Second
 
+// Defaults for the synchronous mode.
+const (
+	DefaultSyncTimeout = 30 * time.Second
+	DefaultSyncLimit   = 64
+)
+
 // Config configures a Server. Authenticator and Queue are required.
 type Config struct {
 	Authenticator Authenticator
@@ -53,6 +60,23 @@ type Config struct {
 	// Workflows serves GET /api/v1/workflows/{namespace}. When it is nil,
 	// that route returns 404.
 	Workflows WorkflowLister
+
+	// WebhookClients authenticates events sent without an Authorization
+	// header by their webhook signature. Nil means such events get 401.
+	WebhookClients WebhookClients
+
+	// Dispatcher, when set, makes submission synchronous: the request
+	// waits for its Workflows and the response lists them, and Queue is
+	// not used. It is Argo's --event-async-dispatch=false.
+	Dispatcher Dispatcher
+
+	// SyncTimeout bounds a synchronous submission. Zero means
+	// DefaultSyncTimeout.
+	SyncTimeout time.Duration
+
+	// SyncLimit bounds the synchronous submissions in progress at once;
+	// the next gets 503. Zero means DefaultSyncLimit.
+	SyncLimit int
 
 	// MaxBodyBytes limits the event body. Zero means DefaultMaxBodyBytes.
 	MaxBodyBytes int64
@@ -80,6 +104,9 @@ type Config struct {
 type Server struct {
 	cfg Config
 	mux *http.ServeMux
+
+	// syncSlots holds one token per synchronous submission in progress.
+	syncSlots chan struct{}
 }
 
 // New validates cfg, fills in its defaults and returns a Server.
@@ -90,14 +117,27 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Queue == nil {
 		return nil, errors.New("new server: Config.Queue is required")
 	}
-	if cfg.MaxBodyBytes < 0 || cfg.AdmissionTimeout < 0 {
-		return nil, errors.New("new server: Config.MaxBodyBytes and Config.AdmissionTimeout must not be negative")
+	for field, negative := range map[string]bool{
+		"MaxBodyBytes":     cfg.MaxBodyBytes < 0,
+		"AdmissionTimeout": cfg.AdmissionTimeout < 0,
+		"SyncTimeout":      cfg.SyncTimeout < 0,
+		"SyncLimit":        cfg.SyncLimit < 0,
+	} {
+		if negative {
+			return nil, fmt.Errorf("new server: Config.%s must not be negative", field)
+		}
 	}
 	if cfg.MaxBodyBytes == 0 {
 		cfg.MaxBodyBytes = DefaultMaxBodyBytes
 	}
 	if cfg.AdmissionTimeout == 0 {
 		cfg.AdmissionTimeout = DefaultAdmissionTimeout
+	}
+	if cfg.SyncTimeout == 0 {
+		cfg.SyncTimeout = DefaultSyncTimeout
+	}
+	if cfg.SyncLimit == 0 {
+		cfg.SyncLimit = DefaultSyncLimit
 	}
 	if cfg.Authorizer == nil {
 		cfg.Authorizer = identityAuthorizer{}
@@ -115,7 +155,7 @@ func New(cfg Config) (*Server, error) {
 		cfg.NewEventID = uuid.NewString
 	}
 
-	s := &Server{cfg: cfg, mux: http.NewServeMux()}
+	s := &Server{cfg: cfg, mux: http.NewServeMux(), syncSlots: make(chan struct{}, cfg.SyncLimit)}
 	s.mux.HandleFunc("GET /api/v1/workflows/{namespace}", s.handleListWorkflows)
 	s.mux.HandleFunc("GET /healthz", s.handleHealthz)
 	s.mux.HandleFunc("GET /readyz", s.handleReadyz)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"time"
 
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/dynamic"
@@ -27,6 +28,11 @@ type appConfig struct {
 	WorkerCount  int
 	InstanceID   string
 	Logger       *slog.Logger
+
+	// SyncDispatch makes each request wait for its Workflows, Argo's
+	// --event-async-dispatch=false, bounded by SyncTimeout.
+	SyncDispatch bool
+	SyncTimeout  time.Duration
 
 	// NewEventID returns event IDs. Nil means random UUIDs, and tests set
 	// it to get stable IDs.
@@ -51,6 +57,7 @@ type app struct {
 
 	catalog  *matcher.Catalog
 	watcher  *kube.Watcher
+	webhooks *kube.WebhookClientStore
 	pipeline *workers.Pipeline
 	handler  http.Handler
 	recorder *kube.Recorder
@@ -90,6 +97,10 @@ func newEmbeddedApp(cfg appConfig, seed *fixtures.Set) (*app, error) {
 // SubjectAccessReview for access, impersonation for creating Workflows, and
 // Warning Events on templates for failures.
 func newClusterApp(cfg appConfig, cluster clusterConfig) (*app, error) {
+	// The user agent names wfevents as the field manager of what it writes.
+	cluster.REST = rest.CopyConfig(cluster.REST)
+	cluster.REST.UserAgent = "wfevents"
+
 	dyn, err := dynamic.NewForConfig(cluster.REST)
 	if err != nil {
 		return nil, fmt.Errorf("build dynamic client for %s: %w", cluster.REST.Host, err)
@@ -131,6 +142,12 @@ func newApp(cfg appConfig, parts components) (*app, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Webhook senders without an Authorization header are checked against
+	// the webhook-clients Secret of the namespace they send to.
+	webhooks, err := kube.NewWebhookClientStore(parts.dynamic, kube.WebhookClientStoreConfig{Logger: cfg.Logger})
+	if err != nil {
+		return nil, err
+	}
 
 	dispatcher := &workers.Dispatcher{
 		Templates:  catalog,
@@ -149,15 +166,23 @@ func newApp(cfg appConfig, parts components) (*app, error) {
 		return nil, fmt.Errorf("configure event pipeline: %w", err)
 	}
 
+	var syncDispatcher server.Dispatcher
+	if cfg.SyncDispatch {
+		syncDispatcher = dispatcher
+	}
 	handler, err := server.New(server.Config{
-		Authenticator: parts.authn,
-		Authorizer:    parts.authz,
-		Queue:         pipeline,
-		Workflows:     parts.client,
-		MaxBodyBytes:  cfg.MaxBodyBytes,
-		Ready:         func() bool { return watcher.HasSynced() && pipeline.Accepting() },
-		Logger:        cfg.Logger,
-		NewEventID:    cfg.NewEventID,
+		Dispatcher:     syncDispatcher,
+		SyncTimeout:    cfg.SyncTimeout,
+		SyncLimit:      cfg.PipelineSize,
+		Authenticator:  parts.authn,
+		Authorizer:     parts.authz,
+		Queue:          pipeline,
+		Workflows:      parts.client,
+		WebhookClients: webhooks,
+		MaxBodyBytes:   cfg.MaxBodyBytes,
+		Ready:          func() bool { return watcher.HasSynced() && webhooks.HasSynced() && pipeline.Accepting() },
+		Logger:         cfg.Logger,
+		NewEventID:     cfg.NewEventID,
 	})
 	if err != nil {
 		return nil, err
@@ -167,6 +192,7 @@ func newApp(cfg appConfig, parts components) (*app, error) {
 		fake:     parts.fake,
 		catalog:  catalog,
 		watcher:  watcher,
+		webhooks: webhooks,
 		pipeline: pipeline,
 		handler:  handler,
 		recorder: parts.recorder,
@@ -174,7 +200,7 @@ func newApp(cfg appConfig, parts components) (*app, error) {
 }
 
 // start starts the informers and the workers, and reports whether the
-// template caches synced before syncCtx was done.
+// template and webhook-client caches synced before syncCtx was done.
 func (a *app) start(syncCtx context.Context) bool {
 	// The informers and workers run on a context of their own, never a
 	// request's, until stop.
@@ -182,8 +208,9 @@ func (a *app) start(syncCtx context.Context) bool {
 	a.cancel = cancel
 
 	a.watcher.Start(ctx)
+	a.webhooks.Start(ctx)
 	a.pipeline.Start(ctx)
-	return a.watcher.WaitForSync(syncCtx)
+	return a.watcher.WaitForSync(syncCtx) && a.webhooks.WaitForSync(syncCtx)
 }
 
 // stop stops the informers, cancels whatever the workers still run, and

@@ -28,16 +28,20 @@ var update = flag.Bool("update", false, "rewrite the golden files under testdata
 
 // startApp runs the embedded-mode assembly on the built-in fixtures behind
 // an httptest server. Event IDs are event-1, event-2 and so on.
-func startApp(t testing.TB) (*app, *httptest.Server) {
+func startApp(t testing.TB, configure ...func(*appConfig)) (*app, *httptest.Server) {
 	t.Helper()
 
 	seed, err := fixtures.Load(fixtures.Embedded())
 	require.NoError(t, err)
 	var sequence atomic.Int64
-	a, err := newEmbeddedApp(appConfig{
+	cfg := appConfig{
 		Logger:     slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug})),
 		NewEventID: func() string { return fmt.Sprintf("event-%d", sequence.Add(1)) },
-	}, seed)
+	}
+	for _, change := range configure {
+		change(&cfg)
+	}
+	a, err := newEmbeddedApp(cfg, seed)
 	require.NoError(t, err)
 
 	syncCtx, cancel := contextWithTimeout(t, 10*time.Second)
@@ -224,4 +228,22 @@ func TestEventsRejectedWhileShuttingDown(t *testing.T) {
 
 	assert.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
 	assert.NotEmpty(t, resp.Header.Get("Retry-After"))
+}
+
+func TestEventsSynchronousDispatch(t *testing.T) {
+	a, srv := startApp(t, func(cfg *appConfig) { cfg.SyncDispatch = true })
+
+	status, body := postEvent(t, srv.URL+"/api/v1/events/argo", map[string]string{
+		"Authorization": "Bearer admin-token",
+		"X-Argo-E2E":    "true",
+	}, strings.NewReader(`{"message": "hello events"}`))
+
+	require.Equal(t, http.StatusOK, status, body)
+	workflows, _ := body["workflows"].([]any)
+	require.Len(t, workflows, 1, "the response lists the created Workflow")
+	listed := workflows[0].(map[string]any)
+	assert.Equal(t, "WorkflowTemplate/argo/event-consumer", listed["resource"])
+	assert.Regexp(t, `^event-consumer-[a-z0-9]{5}$`, listed["name"])
+	assert.Zero(t, a.pipeline.Depth(), "nothing went through the queue")
+	require.Len(t, createdWorkflows(a), 1, "created before the response")
 }

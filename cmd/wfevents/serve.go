@@ -17,6 +17,7 @@ import (
 
 	"github.com/wfevents/wfevents/fixtures"
 	"github.com/wfevents/wfevents/kube"
+	"github.com/wfevents/wfevents/model"
 	"github.com/wfevents/wfevents/server"
 	"github.com/wfevents/wfevents/workers"
 )
@@ -30,19 +31,21 @@ const httpShutdownTimeout = 5 * time.Second
 
 // serveOptions are the flags of "wfevents serve".
 type serveOptions struct {
-	addr         string
-	fixturesDir  string
-	maxBodyBytes int64
-	pipelineSize int
-	workerCount  int
-	instanceID   string
-	drainTimeout time.Duration
-	syncTimeout  time.Duration
-	logLevel     slog.Level
-	logFormat    string
-	kubeconfig   string
-	reviewTTL    time.Duration
-	reviewSize   int
+	addr            string
+	fixturesDir     string
+	maxBodyBytes    int64
+	pipelineSize    int
+	workerCount     int
+	instanceID      string
+	drainTimeout    time.Duration
+	syncTimeout     time.Duration
+	logLevel        slog.Level
+	logFormat       string
+	asyncDispatch   bool
+	dispatchTimeout time.Duration
+	kubeconfig      string
+	reviewTTL       time.Duration
+	reviewSize      int
 }
 
 func parseServeFlags(args []string, stderr io.Writer) (serveOptions, error) {
@@ -58,6 +61,8 @@ func parseServeFlags(args []string, stderr io.Writer) (serveOptions, error) {
 	flags.Int64Var(&opts.maxBodyBytes, "max-body-bytes", server.DefaultMaxBodyBytes, "largest event body accepted, in `bytes`; larger bodies get 413")
 	flags.IntVar(&opts.pipelineSize, "event-pipeline-size", workers.DefaultSize, "events held at once, queued or being processed; the next gets 503")
 	flags.IntVar(&opts.pipelineSize, "event-operation-queue-size", workers.DefaultSize, "alias of --event-pipeline-size, Argo's name; when both are given, the last wins")
+	flags.BoolVar(&opts.asyncDispatch, "event-async-dispatch", true, "answer at once and create Workflows in the background; false makes each request wait for its Workflows and list them, Argo's synchronous mode")
+	flags.DurationVar(&opts.dispatchTimeout, "event-dispatch-timeout", server.DefaultSyncTimeout, "with --event-async-dispatch=false, how long a request may wait for its Workflows")
 	flags.IntVar(&opts.workerCount, "event-worker-count", workers.DefaultWorkers, "workers that process events")
 	flags.StringVar(&opts.instanceID, "instance-id", "", "use only resources labelled workflows.argoproj.io/controller-instanceid=`id`, and label created Workflows with it")
 	flags.DurationVar(&opts.drainTimeout, "drain-timeout", 30*time.Second, "on SIGTERM, how long to wait for queued events to finish")
@@ -93,6 +98,8 @@ func (opts serveOptions) validate() error {
 		return fmt.Errorf("invalid --event-pipeline-size %d: must be positive", opts.pipelineSize)
 	case opts.workerCount <= 0:
 		return fmt.Errorf("invalid --event-worker-count %d: must be positive", opts.workerCount)
+	case opts.dispatchTimeout <= 0:
+		return fmt.Errorf("invalid --event-dispatch-timeout %s: must be positive", opts.dispatchTimeout)
 	case opts.drainTimeout <= 0:
 		return fmt.Errorf("invalid --drain-timeout %s: must be positive", opts.drainTimeout)
 	case opts.syncTimeout <= 0:
@@ -136,6 +143,8 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) error {
 		WorkerCount:  opts.workerCount,
 		InstanceID:   opts.instanceID,
 		Logger:       logger,
+		SyncDispatch: !opts.asyncDispatch,
+		SyncTimeout:  opts.dispatchTimeout,
 	}
 	app, mode, err := buildApp(cfg, opts)
 	if err != nil {
@@ -145,7 +154,7 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) error {
 	syncCtx, cancelSync := context.WithTimeout(ctx, opts.syncTimeout)
 	defer cancelSync()
 	if !app.start(syncCtx) {
-		return fmt.Errorf("template caches did not sync within %s: check that the Argo CRDs are installed and the server may list and watch templates, or raise --sync-timeout", opts.syncTimeout)
+		return fmt.Errorf("template caches did not sync within %s: check that the Argo CRDs are installed and the server may list and watch templates, bindings and the Secret %s, or raise --sync-timeout", opts.syncTimeout, model.WebhookClientsSecret)
 	}
 	logger.Info("caches synced", "mode", mode, "failing_expressions", len(app.catalog.Failing()))
 
@@ -167,7 +176,7 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) error {
 	go func() { serveErr <- httpServer.Serve(listener) }()
 	logger.Info("listening", "addr", listener.Addr().String(), "mode", mode,
 		"event_pipeline_size", opts.pipelineSize, "event_worker_count", opts.workerCount,
-		"max_body_bytes", opts.maxBodyBytes, "instance_id", opts.instanceID)
+		"max_body_bytes", opts.maxBodyBytes, "event_async_dispatch", opts.asyncDispatch, "instance_id", opts.instanceID)
 
 	select {
 	case <-ctx.Done():
