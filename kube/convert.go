@@ -2,6 +2,7 @@ package kube
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -165,10 +166,26 @@ func parameterFromObject(raw any) (model.Parameter, error) {
 	return parameter, nil
 }
 
+// optionalString reads a parameter's value or default. Like Argo's
+// AnyString, it takes a number or a bool as its text, because YAML authors
+// write value: 3 and Argo accepts it.
 func optionalString(fields map[string]any, name string) (*string, error) {
-	value, found, err := unstructured.NestedString(fields, name)
-	if err != nil || !found {
-		return nil, err
+	raw, found := fields[name]
+	if !found || raw == nil {
+		return nil, nil
+	}
+	var value string
+	switch typed := raw.(type) {
+	case string:
+		value = typed
+	case bool:
+		value = strconv.FormatBool(typed)
+	case int64:
+		value = strconv.FormatInt(typed, 10)
+	case float64:
+		value = strconv.FormatFloat(typed, 'f', -1, 64)
+	default:
+		return nil, fmt.Errorf(".%s is %T, want a string, number or bool", name, raw)
 	}
 	return &value, nil
 }

@@ -78,6 +78,18 @@ func TestTemplateFromObject(t *testing.T) {
 	assert.Equal(t, want, got)
 }
 
+func TestTemplateParameterNumberValue(t *testing.T) {
+	obj := objectFromYAML(t, "apiVersion: argoproj.io/v1alpha1\nkind: WorkflowTemplate\nmetadata: {name: x, namespace: argo}\nspec: {arguments: {parameters: [{name: replicas, value: 3}, {name: ratio, default: 0.5}, {name: dry, value: true}]}}\n")
+
+	got, err := TemplateFromObject(obj)
+
+	require.NoError(t, err)
+	require.Len(t, got.Parameters, 3)
+	assert.Equal(t, "3", *got.Parameters[0].Value)
+	assert.Equal(t, "0.5", *got.Parameters[1].Default)
+	assert.Equal(t, "true", *got.Parameters[2].Value)
+}
+
 func TestTemplateFromObjectWrongTypes(t *testing.T) {
 	cases := []struct {
 		name      string

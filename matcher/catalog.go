@@ -202,3 +202,19 @@ func (c *Catalog) Failing() []*CompileError {
 	sort.Slice(failing, func(i, j int) bool { return failing[i].Ref.String() < failing[j].Ref.String() })
 	return failing
 }
+
+// FailingInScope returns the compile errors of the resources an event in
+// namespace would be evaluated against, by the rules of InScope.
+func (c *Catalog) FailingInScope(namespace string, mayUse func(namespace string) bool) []*CompileError {
+	var inScope []*CompileError
+	for _, err := range c.Failing() {
+		ns := err.Ref.Namespace
+		switch {
+		case namespace != "" && (ns == namespace || ns == ""):
+			inScope = append(inScope, err)
+		case namespace == "" && ns != "" && mayUse(ns):
+			inScope = append(inScope, err)
+		}
+	}
+	return inScope
+}

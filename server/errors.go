@@ -2,7 +2,12 @@ package server
 
 import (
 	"encoding/json"
+	"errors"
 	"net/http"
+	"strings"
+
+	"github.com/wfevents/wfevents/metrics"
+	"github.com/wfevents/wfevents/workers"
 
 	"github.com/wfevents/wfevents/model"
 )
@@ -39,6 +44,9 @@ type ErrorResponse struct {
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	code := model.ErrorCode(err)
 	status := statusOf(code)
+	if strings.HasPrefix(r.URL.EscapedPath(), eventsPrefix) {
+		s.cfg.Metrics.EventRejected(rejectReason(status, err))
+	}
 
 	// Every 503 is temporary: a full pipeline, a shutdown in progress or a
 	// slow authenticator.
@@ -60,4 +68,23 @@ func writeJSON(w http.ResponseWriter, status int, body any) {
 	encoder.SetEscapeHTML(false)
 	// The status is sent, so a failed write can only mean the client left.
 	_ = encoder.Encode(body)
+}
+
+// rejectReason classifies a rejected event for the rejection counter.
+func rejectReason(status int, err error) string {
+	switch {
+	case status == http.StatusUnauthorized || status == http.StatusForbidden:
+		return metrics.RejectAuth
+	case status == http.StatusRequestEntityTooLarge:
+		return metrics.RejectTooLarge
+	case status == http.StatusServiceUnavailable && errors.Is(err, workers.ErrFull):
+		return metrics.RejectQueueFull
+	case status == http.StatusServiceUnavailable && errors.Is(err, workers.ErrShuttingDown):
+		return metrics.RejectShuttingDown
+	case status == http.StatusServiceUnavailable:
+		return metrics.RejectUnavailable
+	case status >= 500:
+		return metrics.RejectInternal
+	}
+	return metrics.RejectBadRequest
 }

@@ -48,6 +48,11 @@ func (s *Server) handleEvent(w http.ResponseWriter, r *http.Request) {
 		s.rejectUnread(w, r, model.Errorf(model.CodeUnimplemented, "method %s is not allowed on %q: send events with POST", clip(r.Method), clip(r.URL.Path)))
 		return
 	}
+	dryRun, err := parseDryRun(r)
+	if err != nil {
+		s.rejectUnread(w, r, err)
+		return
+	}
 
 	// Authenticate, authorize, then read and parse the body.
 	caller, payload, ok := s.admit(w, r, namespace)
@@ -70,7 +75,12 @@ func (s *Server) handleEvent(w http.ResponseWriter, r *http.Request) {
 		Caller:        caller,
 		ReceivedAt:    s.cfg.Now(),
 	}
-	if s.cfg.Dispatcher != nil {
+	if dryRun {
+		s.dryRun(w, r, ev)
+		return
+	}
+	if s.cfg.SyncDispatch {
+		s.cfg.Metrics.EventAccepted(ev.Namespace)
 		s.dispatchNow(w, r, ev)
 		return
 	}
@@ -78,6 +88,7 @@ func (s *Server) handleEvent(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	s.cfg.Metrics.EventAccepted(ev.Namespace)
 
 	s.cfg.Logger.Debug("event accepted", "event", ev)
 	w.Header().Set("X-Event-Id", ev.ID)
@@ -271,4 +282,17 @@ func clip(s string) string {
 		return s
 	}
 	return fmt.Sprintf("%s... (%d bytes)", s[:maxEchoedLength], len(s))
+}
+
+// parseDryRun reads the dryRun query parameter. As in Kubernetes, the only
+// value is All.
+func parseDryRun(r *http.Request) (bool, error) {
+	values, present := r.URL.Query()["dryRun"]
+	if !present {
+		return false, nil
+	}
+	if len(values) == 1 && values[0] == "All" {
+		return true, nil
+	}
+	return false, model.Errorf(model.CodeInvalid, "invalid dryRun %q: the only value is All", clip(strings.Join(values, ",")))
 }

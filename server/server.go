@@ -14,6 +14,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/wfevents/wfevents/metrics"
 	"github.com/wfevents/wfevents/model"
 )
 
@@ -65,10 +66,19 @@ type Config struct {
 	// header by their webhook signature. Nil means such events get 401.
 	WebhookClients WebhookClients
 
-	// Dispatcher, when set, makes submission synchronous: the request
-	// waits for its Workflows and the response lists them, and Queue is
-	// not used. It is Argo's --event-async-dispatch=false.
+	// Dispatcher evaluates events in the request: for dry runs
+	// (?dryRun=All), and for every event when SyncDispatch is set. When it
+	// is nil, a dry run gets 501.
 	Dispatcher Dispatcher
+
+	// SyncDispatch makes submission synchronous: the request waits for its
+	// Workflows and the response lists them, and Queue is not used. It is
+	// Argo's --event-async-dispatch=false. It needs Dispatcher.
+	SyncDispatch bool
+
+	// RenderWorkflow turns a Workflow into the manifest a dry run shows.
+	// Nil shows the model's fields.
+	RenderWorkflow func(model.Workflow) any
 
 	// SyncTimeout bounds a synchronous submission. Zero means
 	// DefaultSyncTimeout.
@@ -88,6 +98,10 @@ type Config struct {
 	// Ready reports whether the server may take events, for /readyz. Nil
 	// means always ready.
 	Ready func() bool
+
+	// Metrics records admission counts and serves GET /metrics. Nil
+	// records nothing and serves no metrics.
+	Metrics *metrics.Metrics
 
 	// Logger receives errors and, at Debug, one line per request. Nil
 	// discards.
@@ -116,6 +130,12 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.Queue == nil {
 		return nil, errors.New("new server: Config.Queue is required")
+	}
+	if cfg.SyncDispatch && cfg.Dispatcher == nil {
+		return nil, errors.New("new server: Config.SyncDispatch needs Config.Dispatcher")
+	}
+	if cfg.RenderWorkflow == nil {
+		cfg.RenderWorkflow = func(wf model.Workflow) any { return wf }
 	}
 	for field, negative := range map[string]bool{
 		"MaxBodyBytes":     cfg.MaxBodyBytes < 0,
@@ -157,6 +177,9 @@ func New(cfg Config) (*Server, error) {
 
 	s := &Server{cfg: cfg, mux: http.NewServeMux(), syncSlots: make(chan struct{}, cfg.SyncLimit)}
 	s.mux.HandleFunc("GET /api/v1/workflows/{namespace}", s.handleListWorkflows)
+	if cfg.Metrics != nil {
+		s.mux.Handle("GET /metrics", cfg.Metrics.Handler())
+	}
 	s.mux.HandleFunc("GET /healthz", s.handleHealthz)
 	s.mux.HandleFunc("GET /readyz", s.handleReadyz)
 	s.mux.HandleFunc("/", s.handleNotFound)
@@ -173,6 +196,7 @@ const eventsPrefix = "/api/v1/events/"
 // redirects such paths, and clients do not follow a redirect for POST.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if strings.HasPrefix(r.URL.EscapedPath(), eventsPrefix) {
+		s.cfg.Metrics.EventReceived()
 		s.handleEvent(w, r)
 		return
 	}

@@ -57,11 +57,16 @@ func (s *Server) dispatchNow(w http.ResponseWriter, r *http.Request, ev model.Ev
 	// keeps the request's values but not its cancellation.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), s.cfg.SyncTimeout)
 	defer cancel()
+	start := s.cfg.Now()
 	outcomes := s.cfg.Dispatcher.Dispatch(ctx, ev, false)
+	matches := 0
 
 	response := SyncResponse{EventID: ev.ID, Workflows: []CreatedWorkflow{}}
 	status := http.StatusOK
 	for _, outcome := range outcomes {
+		if outcome.Matched {
+			matches++
+		}
 		if outcome.Workflow != nil {
 			response.Workflows = append(response.Workflows, CreatedWorkflow{
 				Namespace: outcome.Workflow.Namespace,
@@ -74,6 +79,7 @@ func (s *Server) dispatchNow(w http.ResponseWriter, r *http.Request, ev model.Ev
 		}
 
 		s.cfg.Logger.Warn("resource failed for event", "event_id", ev.ID, "resource", outcome.Ref.String(), "error", outcome.Err)
+		s.cfg.Metrics.DispatchFailed(workers.FailureReason(outcome.Err))
 		code := outcomeCode(outcome.Err)
 		failure := Failure{Resource: outcome.Ref.String(), Status: statusOf(code), Code: code, Message: outcomeMessage(outcome.Err)}
 		response.Failures = append(response.Failures, failure)
@@ -82,6 +88,7 @@ func (s *Server) dispatchNow(w http.ResponseWriter, r *http.Request, ev model.Ev
 		}
 	}
 
+	s.cfg.Metrics.EventProcessed(ev.Namespace, s.cfg.Now().Sub(start).Seconds(), matches, len(response.Workflows))
 	w.Header().Set("X-Event-Id", ev.ID)
 	writeJSON(w, status, response)
 }
@@ -97,11 +104,14 @@ func outcomeCode(err error) model.Code {
 }
 
 // outcomeMessage returns a message safe for the sender. An expression error
-// is the resource author's text and safe to show; other errors show only
-// their client-safe part.
+// is the resource author's text and safe to show, while other errors show
+// only their client-safe part.
 func outcomeMessage(err error) string {
 	if evalErr, ok := errors.AsType[*matcher.EvalError](err); ok {
 		return evalErr.Error()
+	}
+	if compileErr, ok := errors.AsType[*matcher.CompileError](err); ok {
+		return compileErr.Error()
 	}
 	return model.ErrorMessage(err)
 }

@@ -77,6 +77,8 @@ func TestSyncDispatch(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			var dispatched []model.Event
 			h := newHarness(t, func(cfg *server.Config) {
+				cfg.SyncDispatch = true
+				cfg.SyncDispatch = true
 				cfg.Dispatcher = dispatcherFunc(func(ctx context.Context, ev model.Event, dryRun bool) []workers.Outcome {
 					assert.False(t, dryRun)
 					_, hasDeadline := ctx.Deadline()
@@ -105,6 +107,7 @@ func TestSyncDispatchSurvivesDisconnect(t *testing.T) {
 	defer cancelRequest()
 	var errAfterDisconnect error
 	h := newHarness(t, func(cfg *server.Config) {
+		cfg.SyncDispatch = true
 		cfg.Dispatcher = dispatcherFunc(func(ctx context.Context, _ model.Event, _ bool) []workers.Outcome {
 			// The sender goes away while its Workflows are being created.
 			cancelRequest()
@@ -125,6 +128,7 @@ func TestSyncDispatchLimit(t *testing.T) {
 	entered := make(chan struct{}, 1)
 	h := newHarness(t, func(cfg *server.Config) {
 		cfg.SyncLimit = 1
+		cfg.SyncDispatch = true
 		cfg.Dispatcher = dispatcherFunc(func(context.Context, model.Event, bool) []workers.Outcome {
 			entered <- struct{}{}
 			<-release

@@ -137,6 +137,7 @@ func (s *Server) verifyWebhook(w http.ResponseWriter, r *http.Request, namespace
 			return delivery, nil
 		}
 	}
+	s.cfg.Metrics.SignatureFailed(claimedProvider(r.Header))
 	return delivery, &model.Error{
 		Code: model.CodeUnauthenticated,
 		Message: fmt.Sprintf("missing Authorization header or valid webhook signature: send Authorization: Bearer <token>, or sign the delivery with a secret from the Secret %s in namespace %q",
@@ -231,4 +232,15 @@ func equalSecret(value string, secret model.Token) bool {
 	got := sha256.Sum256([]byte(value))
 	want := sha256.Sum256([]byte(secret))
 	return subtle.ConstantTimeCompare(got[:], want[:]) == 1
+}
+
+// claimedProvider names the provider whose proof header the request carries,
+// for the signature failure counter, or "none".
+func claimedProvider(header http.Header) string {
+	for _, provider := range []model.WebhookType{model.WebhookGitHub, model.WebhookGitLab, model.WebhookBitbucket, model.WebhookBitbucketServer} {
+		if _, ok := proofHeader(provider, header); ok {
+			return string(provider)
+		}
+	}
+	return "none"
 }

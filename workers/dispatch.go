@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/wfevents/wfevents/matcher"
+	"github.com/wfevents/wfevents/metrics"
 	"github.com/wfevents/wfevents/model"
 )
 
@@ -88,16 +89,33 @@ type Dispatcher struct {
 	// Logger receives one line per error and, at Debug, one per event. Nil
 	// discards.
 	Logger *slog.Logger
+
+	// Metrics counts processed events, matches, Workflows and failures. Nil
+	// records nothing.
+	Metrics *metrics.Metrics
+
+	// Now returns the current time, for the processing time. Nil means
+	// time.Now.
+	Now func() time.Time
 }
 
 // Process dispatches ev and logs the outcome. It implements Processor.
 func (d *Dispatcher) Process(ctx context.Context, ev model.Event) {
 	logger := d.logger().With("event_id", ev.ID, "namespace", ev.Namespace)
+	now := d.Now
+	if now == nil {
+		now = time.Now
+	}
+	start := now()
 	outcomes := d.Dispatch(ctx, ev, false)
 
 	var matched, created []string
 	for _, outcome := range outcomes {
+		if outcome.Matched {
+			matched = append(matched, outcome.Ref.String())
+		}
 		if outcome.Err != nil {
+			d.Metrics.DispatchFailed(FailureReason(outcome.Err))
 			// Warn, not Error: the fault is usually in the template or the
 			// event, and the server itself works.
 			logger.Warn("template failed for event", "resource", outcome.Ref.String(), "error", outcome.Err)
@@ -106,14 +124,50 @@ func (d *Dispatcher) Process(ctx context.Context, ev model.Event) {
 			}
 			continue
 		}
-		if outcome.Matched {
-			matched = append(matched, outcome.Ref.String())
-		}
 		if outcome.Workflow != nil {
 			created = append(created, outcome.Workflow.Name)
 		}
 	}
+	d.Metrics.EventProcessed(ev.Namespace, now().Sub(start).Seconds(), len(matched), len(created))
 	logger.Debug("event processed", "templates", len(outcomes), "matched", matched, "workflows", created)
+}
+
+// FailureReason classifies a resource's failure for the dispatch error
+// counter.
+func FailureReason(err error) string {
+	if _, ok := errors.AsType[*matcher.EvalError](err); ok {
+		return metrics.DispatchExpression
+	}
+	switch model.ErrorCode(err) {
+	case model.CodePermissionDenied:
+		return metrics.DispatchForbidden
+	case model.CodeNotFound:
+		return metrics.DispatchNotFound
+	case model.CodeInvalid:
+		return metrics.DispatchInvalid
+	case model.CodeUnavailable:
+		return metrics.DispatchUnavailable
+	}
+	return metrics.DispatchInternal
+}
+
+// failingSource is a TemplateSource that also knows which resources in scope
+// do not compile. *matcher.Catalog implements it.
+type failingSource interface {
+	FailingInScope(namespace string, mayUse func(namespace string) bool) []*matcher.CompileError
+}
+
+// DryRun evaluates ev as Dispatch does with dryRun set, and also returns an
+// Outcome for every resource in scope whose expressions do not compile, so a
+// user sees why it was skipped. Nothing is created.
+func (d *Dispatcher) DryRun(ctx context.Context, ev model.Event) []Outcome {
+	outcomes := d.Dispatch(ctx, ev, true)
+	if source, ok := d.Templates.(failingSource); ok {
+		for _, err := range source.FailingInScope(ev.Namespace, d.mayUse(ctx, ev)) {
+			outcomes = append(outcomes, Outcome{Ref: err.Ref, Err: err})
+		}
+	}
+	return outcomes
 }
 
 // Dispatch evaluates ev against every template and binding in scope and,

@@ -16,6 +16,7 @@ import (
 	"github.com/wfevents/wfevents/fixtures"
 	"github.com/wfevents/wfevents/kube"
 	"github.com/wfevents/wfevents/matcher"
+	"github.com/wfevents/wfevents/metrics"
 	"github.com/wfevents/wfevents/model"
 	"github.com/wfevents/wfevents/server"
 	"github.com/wfevents/wfevents/workers"
@@ -33,6 +34,10 @@ type appConfig struct {
 	// --event-async-dispatch=false, bounded by SyncTimeout.
 	SyncDispatch bool
 	SyncTimeout  time.Duration
+
+	// Metrics records what the server does. Nil records nothing and
+	// serves no /metrics.
+	Metrics *metrics.Metrics
 
 	// NewEventID returns event IDs. Nil means random UUIDs, and tests set
 	// it to get stable IDs.
@@ -114,6 +119,7 @@ func newClusterApp(cfg appConfig, cluster clusterConfig) (*app, error) {
 		return nil, err
 	}
 	reviewer := kube.NewReviewer(typed, cluster.Review)
+	registerReviewMetrics(cfg.Metrics, reviewer)
 	return newApp(cfg, components{
 		dynamic:    dyn,
 		client:     client,
@@ -156,6 +162,7 @@ func newApp(cfg appConfig, parts components) (*app, error) {
 		Reporter:   failureReporter,
 		InstanceID: cfg.InstanceID,
 		Logger:     cfg.Logger,
+		Metrics:    cfg.Metrics,
 	}
 	pipeline, err := workers.NewPipeline(workers.Config{
 		Size:    cfg.PipelineSize,
@@ -166,12 +173,11 @@ func newApp(cfg appConfig, parts components) (*app, error) {
 		return nil, fmt.Errorf("configure event pipeline: %w", err)
 	}
 
-	var syncDispatcher server.Dispatcher
-	if cfg.SyncDispatch {
-		syncDispatcher = dispatcher
-	}
 	handler, err := server.New(server.Config{
-		Dispatcher:     syncDispatcher,
+		Dispatcher:     dispatcher,
+		SyncDispatch:   cfg.SyncDispatch,
+		RenderWorkflow: func(wf model.Workflow) any { return kube.WorkflowToObject(wf).Object },
+		Metrics:        cfg.Metrics,
 		SyncTimeout:    cfg.SyncTimeout,
 		SyncLimit:      cfg.PipelineSize,
 		Authenticator:  parts.authn,
@@ -187,6 +193,13 @@ func newApp(cfg appConfig, parts components) (*app, error) {
 	if err != nil {
 		return nil, err
 	}
+
+	cfg.Metrics.GaugeFunc("wfevents_pipeline_depth", "Events held: queued or being processed.",
+		func() float64 { return float64(pipeline.Depth()) })
+	cfg.Metrics.GaugeFunc("wfevents_pipeline_capacity", "Events the pipeline holds at most, --event-pipeline-size.",
+		func() float64 { return float64(pipeline.Capacity()) })
+	cfg.Metrics.GaugeFunc("wfevents_expressions_failing", "Templates and bindings whose current version does not compile.",
+		func() float64 { return float64(len(catalog.Failing())) })
 
 	return &app{
 		fake:     parts.fake,
@@ -221,5 +234,21 @@ func (a *app) stop() {
 	}
 	if a.recorder != nil {
 		a.recorder.Shutdown()
+	}
+}
+
+// registerReviewMetrics exposes the review caches' hit and miss counts.
+func registerReviewMetrics(m *metrics.Metrics, reviewer *kube.Reviewer) {
+	const name = "wfevents_review_cache_requests_total"
+	const help = "TokenReview and SubjectAccessReview cache lookups, by review and result."
+	counts := map[[2]string]func(kube.ReviewStats) uint64{
+		{"token", "hit"}:   func(s kube.ReviewStats) uint64 { return s.TokenHits },
+		{"token", "miss"}:  func(s kube.ReviewStats) uint64 { return s.TokenMisses },
+		{"access", "hit"}:  func(s kube.ReviewStats) uint64 { return s.AccessHits },
+		{"access", "miss"}: func(s kube.ReviewStats) uint64 { return s.AccessMisses },
+	}
+	for labels, count := range counts {
+		m.CounterFunc(name, help, map[string]string{"review": labels[0], "result": labels[1]},
+			func() float64 { return float64(count(reviewer.Stats())) })
 	}
 }

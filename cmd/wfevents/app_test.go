@@ -24,7 +24,7 @@ import (
 	"github.com/wfevents/wfevents/kube"
 )
 
-var update = flag.Bool("update", false, "rewrite the golden files under testdata/golden")
+var update = flag.Bool("update", false, "rewrite the golden files under testdata")
 
 // startApp runs the embedded-mode assembly on the built-in fixtures behind
 // an httptest server. Event IDs are event-1, event-2 and so on.

@@ -3,8 +3,9 @@
 // Usage:
 //
 //	wfevents serve [flags]
+//	wfevents check [flags] FILE|DIR ...
 //
-// Run "wfevents serve -h" for the flags.
+// Run "wfevents serve -h" or "wfevents check -h" for the flags.
 package main
 
 import (
@@ -34,6 +35,10 @@ func main() {
 	}
 
 	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		// check has printed its findings, and exits 1 like other linters.
+		if errors.Is(err, errCheckFailed) {
+			os.Exit(1)
+		}
 		if !errors.Is(err, errUsage) {
 			fmt.Fprintf(os.Stderr, "wfevents: %v\n", err)
 		}
@@ -52,9 +57,10 @@ var errUsage = errors.New("usage")
 const usage = `wfevents turns webhooks into Argo Workflows.
 
 Usage:
-  wfevents serve [flags]   start the events server
+  wfevents serve [flags]            start the events server
+  wfevents check [flags] PATH ...   check templates and bindings in files, or try an event on them
 
-Run "wfevents serve -h" for the flags of serve.
+Run "wfevents serve -h" or "wfevents check -h" for the flags of each.
 `
 
 // run executes one subcommand and returns when it is done or ctx is done.
@@ -67,6 +73,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	switch args[0] {
 	case "serve":
 		return runServe(ctx, args[1:], stdout, stderr)
+	case "check":
+		return runCheck(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

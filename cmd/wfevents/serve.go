@@ -17,6 +17,7 @@ import (
 
 	"github.com/wfevents/wfevents/fixtures"
 	"github.com/wfevents/wfevents/kube"
+	"github.com/wfevents/wfevents/metrics"
 	"github.com/wfevents/wfevents/model"
 	"github.com/wfevents/wfevents/server"
 	"github.com/wfevents/wfevents/workers"
@@ -31,21 +32,22 @@ const httpShutdownTimeout = 5 * time.Second
 
 // serveOptions are the flags of "wfevents serve".
 type serveOptions struct {
-	addr            string
-	fixturesDir     string
-	maxBodyBytes    int64
-	pipelineSize    int
-	workerCount     int
-	instanceID      string
-	drainTimeout    time.Duration
-	syncTimeout     time.Duration
-	logLevel        slog.Level
-	logFormat       string
-	asyncDispatch   bool
-	dispatchTimeout time.Duration
-	kubeconfig      string
-	reviewTTL       time.Duration
-	reviewSize      int
+	addr               string
+	fixturesDir        string
+	maxBodyBytes       int64
+	pipelineSize       int
+	workerCount        int
+	instanceID         string
+	drainTimeout       time.Duration
+	syncTimeout        time.Duration
+	logLevel           slog.Level
+	logFormat          string
+	asyncDispatch      bool
+	dispatchTimeout    time.Duration
+	kubeconfig         string
+	metricsByNamespace bool
+	reviewTTL          time.Duration
+	reviewSize         int
 }
 
 func parseServeFlags(args []string, stderr io.Writer) (serveOptions, error) {
@@ -54,6 +56,7 @@ func parseServeFlags(args []string, stderr io.Writer) (serveOptions, error) {
 	flags.SetOutput(stderr)
 
 	flags.StringVar(&opts.addr, "addr", "127.0.0.1:2746", "`address` to listen on, host:port")
+	flags.BoolVar(&opts.metricsByNamespace, "metrics-namespace-label", false, "label event and Workflow counters in /metrics with the event's namespace; each namespace adds series")
 	flags.StringVar(&opts.kubeconfig, "kubeconfig", "", "kubeconfig `file` of the cluster to serve; without it, the in-cluster configuration inside a pod, else the embedded cluster")
 	flags.DurationVar(&opts.reviewTTL, "review-cache-ttl", kube.DefaultReviewCacheTTL, "how long TokenReview and SubjectAccessReview results are reused (cluster mode)")
 	flags.IntVar(&opts.reviewSize, "review-cache-size", kube.DefaultReviewCacheSize, "`entries` kept in each review cache (cluster mode)")
@@ -143,6 +146,7 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) error {
 		WorkerCount:  opts.workerCount,
 		InstanceID:   opts.instanceID,
 		Logger:       logger,
+		Metrics:      metrics.New(metrics.Config{NamespaceLabel: opts.metricsByNamespace}),
 		SyncDispatch: !opts.asyncDispatch,
 		SyncTimeout:  opts.dispatchTimeout,
 	}
