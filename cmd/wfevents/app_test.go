@@ -20,6 +20,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	k8stesting "k8s.io/client-go/testing"
 
+	"github.com/wfevents/wfevents/app"
 	"github.com/wfevents/wfevents/fixtures"
 	"github.com/wfevents/wfevents/kube"
 )
@@ -28,28 +29,28 @@ var update = flag.Bool("update", false, "rewrite the golden files under testdata
 
 // startApp runs the embedded-mode assembly on the built-in fixtures behind
 // an httptest server. Event IDs are event-1, event-2 and so on.
-func startApp(t testing.TB, configure ...func(*appConfig)) (*app, *httptest.Server) {
+func startApp(t testing.TB, configure ...func(*app.Config)) (*app.App, *httptest.Server) {
 	t.Helper()
 
 	seed, err := fixtures.Load(fixtures.Embedded())
 	require.NoError(t, err)
 	var sequence atomic.Int64
-	cfg := appConfig{
+	cfg := app.Config{
 		Logger:     slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug})),
 		NewEventID: func() string { return fmt.Sprintf("event-%d", sequence.Add(1)) },
 	}
 	for _, change := range configure {
 		change(&cfg)
 	}
-	a, err := newEmbeddedApp(cfg, seed)
+	a, err := app.NewEmbedded(cfg, seed)
 	require.NoError(t, err)
 
 	syncCtx, cancel := contextWithTimeout(t, 10*time.Second)
 	defer cancel()
-	require.True(t, a.start(syncCtx), "template caches did not sync")
-	t.Cleanup(a.stop)
+	require.True(t, a.Start(syncCtx), "template caches did not sync")
+	t.Cleanup(a.Stop)
 
-	srv := httptest.NewServer(a.handler)
+	srv := httptest.NewServer(a.Handler)
 	t.Cleanup(srv.Close)
 	return a, srv
 }
@@ -76,9 +77,9 @@ func postEvent(t testing.TB, url string, headers map[string]string, body io.Read
 // createdWorkflows returns the Workflow objects the fake cluster was asked
 // to create, in order. The recorded object is the one sent, before the fake
 // generated its name.
-func createdWorkflows(a *app) []*unstructured.Unstructured {
+func createdWorkflows(a *app.App) []*unstructured.Unstructured {
 	var created []*unstructured.Unstructured
-	for _, action := range a.fake.Actions() {
+	for _, action := range a.Fake.Actions() {
 		create, ok := action.(k8stesting.CreateAction)
 		if !ok || action.GetResource() != kube.WorkflowsResource {
 			continue
@@ -89,9 +90,9 @@ func createdWorkflows(a *app) []*unstructured.Unstructured {
 }
 
 // waitForIdle waits until the pipeline holds no event.
-func waitForIdle(t testing.TB, a *app) {
+func waitForIdle(t testing.TB, a *app.App) {
 	t.Helper()
-	require.Eventually(t, func() bool { return a.pipeline.Depth() == 0 }, 10*time.Second, 5*time.Millisecond,
+	require.Eventually(t, func() bool { return a.Pipeline.Depth() == 0 }, 10*time.Second, 5*time.Millisecond,
 		"events still held by the pipeline")
 }
 
@@ -215,7 +216,7 @@ func TestEventsRejectedWhileShuttingDown(t *testing.T) {
 	a, srv := startApp(t)
 	ctx, cancel := contextWithTimeout(t, 10*time.Second)
 	defer cancel()
-	left, err := a.pipeline.Shutdown(ctx)
+	left, err := a.Pipeline.Shutdown(ctx)
 	require.NoError(t, err)
 	require.Zero(t, left)
 
@@ -231,7 +232,7 @@ func TestEventsRejectedWhileShuttingDown(t *testing.T) {
 }
 
 func TestEventsSynchronousDispatch(t *testing.T) {
-	a, srv := startApp(t, func(cfg *appConfig) { cfg.SyncDispatch = true })
+	a, srv := startApp(t, func(cfg *app.Config) { cfg.SyncDispatch = true })
 
 	status, body := postEvent(t, srv.URL+"/api/v1/events/argo", map[string]string{
 		"Authorization": "Bearer admin-token",
@@ -244,6 +245,6 @@ func TestEventsSynchronousDispatch(t *testing.T) {
 	listed := workflows[0].(map[string]any)
 	assert.Equal(t, "WorkflowTemplate/argo/event-consumer", listed["resource"])
 	assert.Regexp(t, `^event-consumer-[a-z0-9]{5}$`, listed["name"])
-	assert.Zero(t, a.pipeline.Depth(), "nothing went through the queue")
+	assert.Zero(t, a.Pipeline.Depth(), "nothing went through the queue")
 	require.Len(t, createdWorkflows(a), 1, "created before the response")
 }

@@ -38,6 +38,7 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/wfevents/wfevents/app"
 	"github.com/wfevents/wfevents/fixtures"
 	"github.com/wfevents/wfevents/kube"
 	"github.com/wfevents/wfevents/kube/kubetest"
@@ -151,13 +152,13 @@ func newTestCluster(t testing.TB) *testCluster {
 // startApp runs the cluster-mode app as the admin behind an httptest server
 // and returns the app and the server's URL. Without cfg.Logger, its logs go
 // to the test output.
-func (c *testCluster) startApp(t testing.TB, cfg appConfig) (*app, string) {
+func (c *testCluster) startApp(t testing.TB, cfg app.Config) (*app.App, string) {
 	t.Helper()
 
 	if cfg.Logger == nil {
 		cfg.Logger = debugLogger(t.Output())
 	}
-	a, err := newClusterApp(cfg, clusterConfig{
+	a, err := app.NewCluster(cfg, app.ClusterConfig{
 		REST:   c.AdminConfig(),
 		Review: kube.ReviewConfig{CacheTTL: reviewCacheTTL},
 	})
@@ -165,11 +166,11 @@ func (c *testCluster) startApp(t testing.TB, cfg appConfig) (*app, string) {
 
 	syncCtx, cancel := contextWithTimeout(t, clusterWait)
 	defer cancel()
-	synced := a.start(syncCtx)
-	t.Cleanup(a.stop)
+	synced := a.Start(syncCtx)
+	t.Cleanup(a.Stop)
 	require.True(t, synced, "template caches did not sync")
 
-	srv := httptest.NewServer(a.handler)
+	srv := httptest.NewServer(a.Handler)
 	t.Cleanup(srv.Close)
 	return a, srv.URL
 }
@@ -469,11 +470,11 @@ func eventMessages(events []corev1.Event) []string {
 // waitForCatalog waits until the app's catalog contains the given resource
 // version of a WorkflowTemplate, or no version of it when resourceVersion
 // is empty.
-func waitForCatalog(t testing.TB, a *app, namespace, name, resourceVersion string) {
+func waitForCatalog(t testing.TB, a *app.App, namespace, name, resourceVersion string) {
 	t.Helper()
 	ref := model.ResourceRef{Kind: model.KindWorkflowTemplate, Namespace: namespace, Name: name}
 	require.Eventually(t, func() bool {
-		for _, program := range a.catalog.InScope(namespace, nil) {
+		for _, program := range a.Catalog.InScope(namespace, nil) {
 			if program.Template.Ref == ref {
 				return program.Template.ResourceVersion == resourceVersion
 			}
@@ -499,7 +500,7 @@ func TestClusterServiceAccountCreatesWorkflow(t *testing.T) {
 	expression := fmt.Sprintf(`metadata.claimSet.sub == %q && event.message != "" && metadata["x-argo-e2e"] == ["true"]`, subject)
 	c.createTemplate(t, referenceTemplate(t, namespace, expression))
 	var logs logBuffer
-	a, url := c.startApp(t, appConfig{Logger: debugLogger(io.MultiWriter(t.Output(), &logs))})
+	a, url := c.startApp(t, app.Config{Logger: debugLogger(io.MultiWriter(t.Output(), &logs))})
 
 	// The reference example, sent the way curl -d sends it.
 	status, body := postEvent(t, url+"/api/v1/events/"+namespace,
@@ -540,7 +541,7 @@ func TestClusterRejectsInvalidToken(t *testing.T) {
 	c := newTestCluster(t)
 	namespace := c.createNamespace(t)
 	c.createTemplate(t, eventTemplate(namespace, "any-event", "true"))
-	a, url := c.startApp(t, appConfig{})
+	a, url := c.startApp(t, app.Config{})
 
 	const token = "not-a-kubernetes-token"
 	status, body := postEvent(t, url+"/api/v1/events/"+namespace, bearer(token), strings.NewReader(`{}`))
@@ -557,7 +558,7 @@ func TestClusterRejectsCallerWithoutRBAC(t *testing.T) {
 	namespace := c.createNamespace(t)
 	token, subject := c.serviceAccount(t, namespace, "no-rbac")
 	c.createTemplate(t, eventTemplate(namespace, "any-event", "true"))
-	a, url := c.startApp(t, appConfig{})
+	a, url := c.startApp(t, app.Config{})
 
 	status, body := postEvent(t, url+"/api/v1/events/"+namespace, bearer(token), strings.NewReader(`{"message": "hello"}`))
 	assert.Equal(t, http.StatusForbidden, status, body)
@@ -573,7 +574,7 @@ func TestClusterRevokedAccessExpiresFromCache(t *testing.T) {
 	namespace := c.createNamespace(t)
 	token, _ := c.sender(t, namespace)
 	c.createTemplate(t, eventTemplate(namespace, "any-event", "true"))
-	a, url := c.startApp(t, appConfig{})
+	a, url := c.startApp(t, app.Config{})
 
 	status, body := postEvent(t, url+"/api/v1/events/"+namespace, bearer(token), strings.NewReader(`{}`))
 	require.Equal(t, http.StatusOK, status, body)
@@ -603,7 +604,7 @@ func TestClusterNamespacedTokenStaysInNamespace(t *testing.T) {
 	token, _ := c.sender(t, home)
 	c.createTemplate(t, eventTemplate(home, "any-event", "true"))
 	c.createTemplate(t, eventTemplate(other, "any-event", "true"))
-	a, url := c.startApp(t, appConfig{})
+	a, url := c.startApp(t, app.Config{})
 
 	// The token works in its own namespace.
 	status, body := postEvent(t, url+"/api/v1/events/"+home, bearer(token), strings.NewReader(`{}`))
@@ -638,7 +639,7 @@ func TestClusterReportsCompileErrorOnce(t *testing.T) {
 	token, _ := c.sender(t, namespace)
 	broken := c.createTemplate(t, eventTemplate(namespace, "broken", `event.message ==`))
 	c.createTemplate(t, eventTemplate(namespace, "working", "true"))
-	a, url := c.startApp(t, appConfig{})
+	a, url := c.startApp(t, app.Config{})
 
 	// The compile error is reported when the template is loaded.
 	firstVersion := broken.GetResourceVersion()
@@ -685,7 +686,7 @@ func TestClusterReportsEvaluationError(t *testing.T) {
 	token, _ := c.sender(t, namespace)
 	c.createTemplate(t, eventTemplate(namespace, "failing", `event.a.b == 1`))
 	c.createTemplate(t, eventTemplate(namespace, "working", "true"))
-	a, url := c.startApp(t, appConfig{})
+	a, url := c.startApp(t, app.Config{})
 
 	status, body := postEvent(t, url+"/api/v1/events/"+namespace, bearer(token), strings.NewReader(`{}`))
 	require.Equal(t, http.StatusOK, status, body)
@@ -706,7 +707,7 @@ func TestClusterPicksUpTemplateChanges(t *testing.T) {
 	c := newTestCluster(t)
 	namespace := c.createNamespace(t)
 	token, _ := c.sender(t, namespace)
-	a, url := c.startApp(t, appConfig{})
+	a, url := c.startApp(t, app.Config{})
 	post := func(message string) {
 		t.Helper()
 		status, body := postEvent(t, url+"/api/v1/events/"+namespace, bearer(token), strings.NewReader(fmt.Sprintf(`{"message": %q}`, message)))
@@ -742,7 +743,7 @@ func TestClusterReadsTemplateAsCaller(t *testing.T) {
 	// The caller may create Workflows but not read WorkflowTemplates.
 	token, subject := c.serviceAccount(t, namespace, "no-template-read", createWorkflows)
 	c.createTemplate(t, eventTemplate(namespace, "any-event", "true"))
-	a, url := c.startApp(t, appConfig{})
+	a, url := c.startApp(t, app.Config{})
 
 	status, body := postEvent(t, url+"/api/v1/events/"+namespace, bearer(token), strings.NewReader(`{}`))
 	require.Equal(t, http.StatusOK, status, body)
@@ -815,7 +816,7 @@ func TestClusterCreatesWorkflowAsCaller(t *testing.T) {
 	namespace := c.createNamespace(t)
 	token, subject := c.sender(t, namespace)
 	c.createTemplate(t, eventTemplate(namespace, "any-event", "true"))
-	a, url := c.startApp(t, appConfig{})
+	a, url := c.startApp(t, app.Config{})
 
 	status, body := postEvent(t, url+"/api/v1/events/"+namespace, bearer(token), strings.NewReader(`{}`))
 	require.Equal(t, http.StatusOK, status, body)
@@ -850,7 +851,7 @@ func TestClusterInstanceID(t *testing.T) {
 		}
 		c.createTemplate(t, template)
 	}
-	a, url := c.startApp(t, appConfig{InstanceID: "blue"})
+	a, url := c.startApp(t, app.Config{InstanceID: "blue"})
 
 	status, body := postEvent(t, url+"/api/v1/events/"+namespace, bearer(token), strings.NewReader(`{}`))
 	require.Equal(t, http.StatusOK, status, body)
@@ -873,7 +874,7 @@ func TestClusterScopedEventReachesGrantedNamespaces(t *testing.T) {
 	for _, namespace := range []string{home, second} {
 		c.createTemplate(t, eventTemplate(namespace, "any-namespace", expression))
 	}
-	a, url := c.startApp(t, appConfig{})
+	a, url := c.startApp(t, app.Config{})
 
 	status, body := postEvent(t, url+"/api/v1/events/", bearer(token), strings.NewReader(`{}`))
 	require.Equal(t, http.StatusOK, status, body)
@@ -898,7 +899,7 @@ func TestClusterTemplateRunsInEventNamespace(t *testing.T) {
 	template := eventTemplate("", namespace+"-cluster", fmt.Sprintf("namespace == %q", namespace))
 	template.SetKind("ClusterWorkflowTemplate")
 	c.createClusterTemplate(t, template)
-	a, url := c.startApp(t, appConfig{})
+	a, url := c.startApp(t, app.Config{})
 
 	status, body := postEvent(t, url+"/api/v1/events/"+namespace, bearer(token), strings.NewReader(`{}`))
 	require.Equal(t, http.StatusOK, status, body)

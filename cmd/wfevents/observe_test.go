@@ -14,6 +14,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
+	"github.com/wfevents/wfevents/app"
 	"github.com/wfevents/wfevents/kube"
 	"github.com/wfevents/wfevents/metrics"
 )
@@ -57,7 +58,7 @@ func scrape(t testing.TB, url string) map[string]float64 {
 }
 
 func TestMetricsAfterScriptedEvents(t *testing.T) {
-	a, srv := startApp(t, func(cfg *appConfig) { cfg.Metrics = metrics.New(metrics.Config{}) })
+	a, srv := startApp(t, func(cfg *app.Config) { cfg.Metrics = metrics.New(metrics.Config{}) })
 	admin := map[string]string{"Authorization": "Bearer admin-token", "X-Argo-E2E": "true"}
 
 	// A template whose expression does not compile.
@@ -67,9 +68,9 @@ func TestMetricsAfterScriptedEvents(t *testing.T) {
 		"metadata":   map[string]any{"name": "broken", "namespace": "argo", "uid": "uid-broken", "resourceVersion": "1"},
 		"spec":       map[string]any{"event": map[string]any{"expression": "event.message =="}},
 	}}
-	_, err := a.fake.Resource(kube.WorkflowTemplatesResource).Namespace("argo").Create(t.Context(), broken, metav1.CreateOptions{})
+	_, err := a.Fake.Resource(kube.WorkflowTemplatesResource).Namespace("argo").Create(t.Context(), broken, metav1.CreateOptions{})
 	require.NoError(t, err)
-	require.Eventually(t, func() bool { return len(a.catalog.Failing()) == 1 }, 10*time.Second, 5*time.Millisecond)
+	require.Eventually(t, func() bool { return len(a.Catalog.Failing()) == 1 }, 10*time.Second, 5*time.Millisecond)
 
 	// Two accepted events, one of which matches the reference template.
 	status, _ := postEvent(t, srv.URL+"/api/v1/events/argo", admin, strings.NewReader(`{"message": "hello events"}`))
@@ -89,7 +90,7 @@ func TestMetricsAfterScriptedEvents(t *testing.T) {
 	// A 503 once intake has stopped.
 	ctx, cancel := contextWithTimeout(t, 10*time.Second)
 	defer cancel()
-	_, err = a.pipeline.Shutdown(ctx)
+	_, err = a.Pipeline.Shutdown(ctx)
 	require.NoError(t, err)
 	status, _ = postEvent(t, srv.URL+"/api/v1/events/argo", admin, strings.NewReader(`{}`))
 	require.Equal(t, http.StatusServiceUnavailable, status)
@@ -176,9 +177,9 @@ func TestDryRunShowsCompileErrors(t *testing.T) {
 		"metadata":   map[string]any{"name": "broken", "namespace": "argo", "uid": "uid-broken", "resourceVersion": "1"},
 		"spec":       map[string]any{"event": map[string]any{"expression": "event.message =="}},
 	}}
-	_, err := a.fake.Resource(kube.WorkflowTemplatesResource).Namespace("argo").Create(t.Context(), broken, metav1.CreateOptions{})
+	_, err := a.Fake.Resource(kube.WorkflowTemplatesResource).Namespace("argo").Create(t.Context(), broken, metav1.CreateOptions{})
 	require.NoError(t, err)
-	require.Eventually(t, func() bool { return len(a.catalog.Failing()) == 1 }, 10*time.Second, 5*time.Millisecond)
+	require.Eventually(t, func() bool { return len(a.Catalog.Failing()) == 1 }, 10*time.Second, 5*time.Millisecond)
 
 	resp, err := http.Post(srv.URL+"/api/v1/events/argo?dryRun=All", "application/json", strings.NewReader(`{}`))
 	require.NoError(t, err)

@@ -15,6 +15,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/wfevents/wfevents/app"
 	"github.com/wfevents/wfevents/fixtures"
 	"github.com/wfevents/wfevents/kube"
 	"github.com/wfevents/wfevents/metrics"
@@ -140,7 +141,7 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) error {
 	}
 
 	// Assemble the components for the mode and wait for the template caches.
-	cfg := appConfig{
+	cfg := app.Config{
 		MaxBodyBytes: opts.maxBodyBytes,
 		PipelineSize: opts.pipelineSize,
 		WorkerCount:  opts.workerCount,
@@ -150,17 +151,17 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) error {
 		SyncDispatch: !opts.asyncDispatch,
 		SyncTimeout:  opts.dispatchTimeout,
 	}
-	app, mode, err := buildApp(cfg, opts)
+	running, mode, err := buildApp(cfg, opts)
 	if err != nil {
 		return err
 	}
-	defer app.stop()
+	defer running.Stop()
 	syncCtx, cancelSync := context.WithTimeout(ctx, opts.syncTimeout)
 	defer cancelSync()
-	if !app.start(syncCtx) {
+	if !running.Start(syncCtx) {
 		return fmt.Errorf("template caches did not sync within %s: check that the Argo CRDs are installed and the server may list and watch templates, bindings and the Secret %s, or raise --sync-timeout", opts.syncTimeout, model.WebhookClientsSecret)
 	}
-	logger.Info("caches synced", "mode", mode, "failing_expressions", len(app.catalog.Failing()))
+	logger.Info("caches synced", "mode", mode, "failing_expressions", len(running.Catalog.Failing()))
 
 	// Listen before serving, so a busy port fails at start.
 	listener, err := net.Listen("tcp", opts.addr)
@@ -170,7 +171,7 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) error {
 	// The timeouts bound what a slow or stalled client can hold: a request
 	// must arrive whole within readTimeout, and an idle connection closes.
 	httpServer := &http.Server{
-		Handler:           app.handler,
+		Handler:           running.Handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       readTimeout,
 		IdleTimeout:       2 * time.Minute,
@@ -192,7 +193,7 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) error {
 	// close the listener and wait for requests in flight.
 	drainCtx, cancelDrain := context.WithTimeout(context.Background(), opts.drainTimeout)
 	defer cancelDrain()
-	left, drainErr := app.pipeline.Shutdown(drainCtx)
+	left, drainErr := running.Pipeline.Shutdown(drainCtx)
 
 	// Requests still in flight only get a 503 by now, so a client that
 	// stalls its request must not hold the exit for long.
@@ -211,7 +212,7 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) error {
 
 // buildApp picks the mode: the cluster of --kubeconfig, the in-cluster
 // configuration when running in a pod, or else the embedded cluster.
-func buildApp(cfg appConfig, opts serveOptions) (*app, string, error) {
+func buildApp(cfg app.Config, opts serveOptions) (*app.App, string, error) {
 	review := kube.ReviewConfig{CacheTTL: opts.reviewTTL, CacheSize: opts.reviewSize}
 
 	if opts.kubeconfig != "" {
@@ -219,14 +220,14 @@ func buildApp(cfg appConfig, opts serveOptions) (*app, string, error) {
 		if err != nil {
 			return nil, "", fmt.Errorf("load kubeconfig %s: %w", opts.kubeconfig, err)
 		}
-		app, err := newClusterApp(cfg, clusterConfig{REST: restConfig, Review: review})
-		return app, "cluster " + restConfig.Host, err
+		running, err := app.NewCluster(cfg, app.ClusterConfig{REST: restConfig, Review: review})
+		return running, "cluster " + restConfig.Host, err
 	}
 
 	restConfig, err := rest.InClusterConfig()
 	if err == nil {
-		app, err := newClusterApp(cfg, clusterConfig{REST: restConfig, Review: review})
-		return app, "in-cluster " + restConfig.Host, err
+		running, err := app.NewCluster(cfg, app.ClusterConfig{REST: restConfig, Review: review})
+		return running, "in-cluster " + restConfig.Host, err
 	}
 	if !errors.Is(err, rest.ErrNotInCluster) {
 		return nil, "", fmt.Errorf("load in-cluster configuration: %w", err)
@@ -240,8 +241,8 @@ func buildApp(cfg appConfig, opts serveOptions) (*app, string, error) {
 	if err != nil {
 		return nil, "", fmt.Errorf("load fixtures from %s: %w", fixturesSource(opts.fixturesDir), err)
 	}
-	app, err := newEmbeddedApp(cfg, seed)
-	return app, "embedded, fixtures " + fixturesSource(opts.fixturesDir), err
+	running, err := app.NewEmbedded(cfg, seed)
+	return running, "embedded, fixtures " + fixturesSource(opts.fixturesDir), err
 }
 
 func fixturesSource(dir string) string {

@@ -25,6 +25,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
+	"github.com/wfevents/wfevents/app"
 	"github.com/wfevents/wfevents/fixtures"
 	"github.com/wfevents/wfevents/model"
 )
@@ -54,12 +55,12 @@ func (b *webhookLogBuffer) String() string {
 
 // startWebhookApp runs the embedded app on seed behind an httptest server,
 // with its Debug logs going to the test log and to the returned buffer.
-func startWebhookApp(t testing.TB, seed *fixtures.Set) (*app, *httptest.Server, *webhookLogBuffer) {
+func startWebhookApp(t testing.TB, seed *fixtures.Set) (*app.App, *httptest.Server, *webhookLogBuffer) {
 	t.Helper()
 
 	logs := &webhookLogBuffer{}
 	var sequence atomic.Int64
-	a, err := newEmbeddedApp(appConfig{
+	a, err := app.NewEmbedded(app.Config{
 		Logger:     slog.New(slog.NewTextHandler(io.MultiWriter(t.Output(), logs), &slog.HandlerOptions{Level: slog.LevelDebug})),
 		NewEventID: func() string { return fmt.Sprintf("event-%d", sequence.Add(1)) },
 	}, seed)
@@ -67,10 +68,10 @@ func startWebhookApp(t testing.TB, seed *fixtures.Set) (*app, *httptest.Server, 
 
 	syncCtx, cancel := contextWithTimeout(t, 10*time.Second)
 	defer cancel()
-	require.True(t, a.start(syncCtx), "caches did not sync")
-	t.Cleanup(a.stop)
+	require.True(t, a.Start(syncCtx), "caches did not sync")
+	t.Cleanup(a.Stop)
 
-	srv := httptest.NewServer(a.handler)
+	srv := httptest.NewServer(a.Handler)
 	t.Cleanup(srv.Close)
 	return a, srv, logs
 }
@@ -251,7 +252,7 @@ func TestClusterWebhookSignedDelivery(t *testing.T) {
 	secrets := c.kube.CoreV1().Secrets(namespace)
 	_, err := secrets.Create(t.Context(), secret, metav1.CreateOptions{})
 	require.NoError(t, err)
-	a, url := c.startApp(t, appConfig{})
+	a, url := c.startApp(t, app.Config{})
 	pushBody, err := os.ReadFile("../../fixtures/webhooks/github/push.json")
 	require.NoError(t, err)
 	eventsURL := url + "/api/v1/events/" + namespace
@@ -272,7 +273,7 @@ func TestClusterWebhookSignedDelivery(t *testing.T) {
 	_, err = secrets.Update(t.Context(), secret, metav1.UpdateOptions{})
 	require.NoError(t, err)
 	require.Eventually(t, func() bool {
-		clients := a.webhooks.Clients(namespace)
+		clients := a.Webhooks.Clients(namespace)
 		return len(clients) == 1 && clients[0].Secret == "second-secret"
 	}, clusterWait, 20*time.Millisecond, "the Secret update did not reach the store")
 	status, body = postEvent(t, eventsURL, githubPushHeaders("first-secret", pushBody), bytes.NewReader(pushBody))

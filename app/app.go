@@ -1,4 +1,8 @@
-package main
+// Package app assembles wfevents from its parts: the template catalog fed by
+// informers, the webhook clients, the pipeline with its workers and the HTTP
+// handler, over an embedded cluster seeded from fixtures or a real API
+// server. cmd/wfevents serves it, and tests and tools run it in-process.
+package app
 
 import (
 	"context"
@@ -22,8 +26,8 @@ import (
 	"github.com/wfevents/wfevents/workers"
 )
 
-// appConfig configures the assembly, in embedded or in cluster mode.
-type appConfig struct {
+// Config configures the assembly, in embedded or in cluster mode.
+type Config struct {
 	MaxBodyBytes int64
 	PipelineSize int
 	WorkerCount  int
@@ -44,64 +48,67 @@ type appConfig struct {
 	NewEventID func() string
 }
 
-// clusterConfig is the connection to a real API server and its review caches.
-type clusterConfig struct {
+// ClusterConfig is the connection to a real API server and its review caches.
+type ClusterConfig struct {
 	REST   *rest.Config
 	Review kube.ReviewConfig
 }
 
-// app is wfevents wired together: the template catalog fed by informers, the
-// pipeline with its workers, and the HTTP handler, over a real or an
-// embedded cluster.
-//
-// TODO: move this assembly to a package of its own once replay and load
-// tests need an in-process server too.
-type app struct {
-	// fake is the embedded cluster, nil in cluster mode.
-	fake *dynamicfake.FakeDynamicClient
+// App is wfevents wired together. Its exported fields are for callers that
+// drive or inspect it, such as tests, and must not be replaced.
+type App struct {
+	// Handler serves the HTTP API.
+	Handler http.Handler
 
-	catalog  *matcher.Catalog
+	// Pipeline holds the events between admission and the workers.
+	Pipeline *workers.Pipeline
+
+	// Catalog holds the compiled templates and bindings.
+	Catalog *matcher.Catalog
+
+	// Fake is the embedded cluster, which records every action. It is nil
+	// in cluster mode.
+	Fake *dynamicfake.FakeDynamicClient
+
+	// Webhooks holds the webhook clients of every namespace.
+	Webhooks *kube.WebhookClientStore
+
 	watcher  *kube.Watcher
-	webhooks *kube.WebhookClientStore
-	pipeline *workers.Pipeline
-	handler  http.Handler
 	recorder *kube.Recorder
 	cancel   context.CancelFunc
 }
 
 // components are the parts that differ between the embedded and the cluster mode.
 type components struct {
-	dynamic    dynamic.Interface
-	client     *kube.Client
-	authn      server.Authenticator
-	authz      model.Authorizer
-	recorder   *kube.Recorder // nil when failures are only logged
-	fake       *dynamicfake.FakeDynamicClient
-	modeForLog string
+	dynamic  dynamic.Interface
+	client   *kube.Client
+	authn    server.Authenticator
+	authz    model.Authorizer
+	recorder *kube.Recorder // nil when failures are only logged
+	fake     *dynamicfake.FakeDynamicClient
 }
 
-// newEmbeddedApp builds the app on a fake dynamic client seeded from the
+// NewEmbedded builds wfevents on a fake dynamic client seeded from the
 // fixtures, with the fixtures' token table for authentication.
-func newEmbeddedApp(cfg appConfig, seed *fixtures.Set) (*app, error) {
+func NewEmbedded(cfg Config, seed *fixtures.Set) (*App, error) {
 	objects := make([]runtime.Object, len(seed.Objects))
 	for i, obj := range seed.Objects {
 		objects[i] = obj.DeepCopy()
 	}
 	fake := kube.NewFakeDynamicClient(objects...)
 	return newApp(cfg, components{
-		dynamic:    fake,
-		client:     kube.NewClient(fake),
-		authn:      seed.Tokens,
-		authz:      seed.Tokens,
-		fake:       fake,
-		modeForLog: "embedded",
+		dynamic: fake,
+		client:  kube.NewClient(fake),
+		authn:   seed.Tokens,
+		authz:   seed.Tokens,
+		fake:    fake,
 	})
 }
 
-// newClusterApp builds the app on a real API server: TokenReview and
+// NewCluster builds wfevents on a real API server: TokenReview and
 // SubjectAccessReview for access, impersonation for creating Workflows, and
 // Warning Events on templates for failures.
-func newClusterApp(cfg appConfig, cluster clusterConfig) (*app, error) {
+func NewCluster(cfg Config, cluster ClusterConfig) (*App, error) {
 	// The user agent names wfevents as the field manager of what it writes.
 	cluster.REST = rest.CopyConfig(cluster.REST)
 	cluster.REST.UserAgent = "wfevents"
@@ -121,16 +128,15 @@ func newClusterApp(cfg appConfig, cluster clusterConfig) (*app, error) {
 	reviewer := kube.NewReviewer(typed, cluster.Review)
 	registerReviewMetrics(cfg.Metrics, reviewer)
 	return newApp(cfg, components{
-		dynamic:    dyn,
-		client:     client,
-		authn:      reviewer,
-		authz:      reviewer,
-		recorder:   kube.NewRecorder(typed, "wfevents", cfg.Logger),
-		modeForLog: "cluster",
+		dynamic:  dyn,
+		client:   client,
+		authn:    reviewer,
+		authz:    reviewer,
+		recorder: kube.NewRecorder(typed, "wfevents", cfg.Logger),
 	})
 }
 
-func newApp(cfg appConfig, parts components) (*app, error) {
+func newApp(cfg Config, parts components) (*App, error) {
 	catalog := matcher.NewCatalog(cfg.InstanceID, cfg.Logger)
 
 	// A nil *kube.Recorder must not become a non-nil interface value.
@@ -201,34 +207,34 @@ func newApp(cfg appConfig, parts components) (*app, error) {
 	cfg.Metrics.GaugeFunc("wfevents_expressions_failing", "Templates and bindings whose current version does not compile.",
 		func() float64 { return float64(len(catalog.Failing())) })
 
-	return &app{
-		fake:     parts.fake,
-		catalog:  catalog,
+	return &App{
+		Fake:     parts.fake,
+		Catalog:  catalog,
 		watcher:  watcher,
-		webhooks: webhooks,
-		pipeline: pipeline,
-		handler:  handler,
+		Webhooks: webhooks,
+		Pipeline: pipeline,
+		Handler:  handler,
 		recorder: parts.recorder,
 	}, nil
 }
 
-// start starts the informers and the workers, and reports whether the
+// Start starts the informers and the workers, and reports whether the
 // template and webhook-client caches synced before syncCtx was done.
-func (a *app) start(syncCtx context.Context) bool {
+func (a *App) Start(syncCtx context.Context) bool {
 	// The informers and workers run on a context of their own, never a
 	// request's, until stop.
 	ctx, cancel := context.WithCancel(context.Background())
 	a.cancel = cancel
 
 	a.watcher.Start(ctx)
-	a.webhooks.Start(ctx)
-	a.pipeline.Start(ctx)
-	return a.watcher.WaitForSync(syncCtx) && a.webhooks.WaitForSync(syncCtx)
+	a.Webhooks.Start(ctx)
+	a.Pipeline.Start(ctx)
+	return a.watcher.WaitForSync(syncCtx) && a.Webhooks.WaitForSync(syncCtx)
 }
 
-// stop stops the informers, cancels whatever the workers still run, and
+// Stop stops the informers, cancels whatever the workers still run, and
 // flushes the Event recorder.
-func (a *app) stop() {
+func (a *App) Stop() {
 	if a.cancel != nil {
 		a.cancel()
 	}
