@@ -152,13 +152,23 @@ func (w *Watcher) report(resource model.ObjectMeta, err error) {
 }
 
 func (w *Watcher) delete(obj any) {
+	u, ok := deletedObject(obj, w.logger)
+	if !ok {
+		return
+	}
+	w.sink.Delete(model.ResourceRef{Kind: model.Kind(u.GetKind()), Namespace: u.GetNamespace(), Name: u.GetName()})
+}
+
+// deletedObject returns the object of an informer's delete notification,
+// which is either the object or a tombstone holding its last known state. It
+// logs anything else, which would be a bug in the informer's setup.
+func deletedObject(obj any, logger *slog.Logger) (*unstructured.Unstructured, bool) {
 	if tombstone, ok := obj.(cache.DeletedFinalStateUnknown); ok {
 		obj = tombstone.Obj
 	}
 	u, ok := obj.(*unstructured.Unstructured)
 	if !ok {
-		w.logger.Error("unexpected object from informer", "type", fmt.Sprintf("%T", obj))
-		return
+		logger.Error("unexpected object from informer", "type", fmt.Sprintf("%T", obj))
 	}
-	w.sink.Delete(model.ResourceRef{Kind: model.Kind(u.GetKind()), Namespace: u.GetNamespace(), Name: u.GetName()})
+	return u, ok
 }

@@ -157,12 +157,8 @@ func (s *WebhookClientStore) upsert(obj any) {
 }
 
 func (s *WebhookClientStore) delete(obj any) {
-	if tombstone, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-		obj = tombstone.Obj
-	}
-	u, ok := obj.(*unstructured.Unstructured)
+	u, ok := deletedObject(obj, s.logger)
 	if !ok {
-		s.logger.Error("unexpected object from informer", "resource", SecretsResource.Resource, "type", fmt.Sprintf("%T", obj))
 		return
 	}
 	if u.GetName() != model.WebhookClientsSecret {
