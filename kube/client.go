@@ -111,6 +111,9 @@ func (c *Client) CreateWorkflow(ctx context.Context, caller model.Identity, wf m
 	if err != nil {
 		return model.Workflow{}, &model.Error{Code: model.CodeInternal, Message: "impersonate caller failed", Err: err}
 	}
+	if err := validateWorkflow(wf); err != nil {
+		return model.Workflow{}, err
+	}
 	obj := WorkflowToObject(wf)
 	created, err := dyn.Resource(WorkflowsResource).Namespace(wf.Namespace).Create(ctx, obj, metav1.CreateOptions{})
 	if err != nil {
@@ -145,9 +148,24 @@ func (c *Client) ListWorkflowObjects(ctx context.Context, namespace string) ([]m
 // classify wraps an API error in a *model.Error. Only 429 and 503 are
 // transient (model.CodeUnavailable), because the API server sends them before
 // storing anything, so a retry cannot create a duplicate.
+//
+// The API server's own message goes to the sender, because it says what to
+// fix ("already exists", "is invalid: metadata.name ...") and is about the
+// caller's own request. Other errors, such as a refused connection, name the
+// server's infrastructure and stay in the log.
 func classify(operation string, err error) error {
+	message := operation + " failed"
+	if status, ok := err.(apierrors.APIStatus); ok && status.Status().Message != "" {
+		message += ": " + status.Status().Message
+	}
+
 	code := model.CodeInternal
 	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		code = model.CodeDeadlineExceeded
+		message = operation + " timed out"
+	case apierrors.IsAlreadyExists(err):
+		code = model.CodeAlreadyExists
 	case apierrors.IsTooManyRequests(err), apierrors.IsServiceUnavailable(err):
 		code = model.CodeUnavailable
 	case apierrors.IsForbidden(err):
@@ -157,5 +175,5 @@ func classify(operation string, err error) error {
 	case apierrors.IsInvalid(err), apierrors.IsBadRequest(err):
 		code = model.CodeInvalid
 	}
-	return &model.Error{Code: code, Message: operation + " failed", Err: err}
+	return &model.Error{Code: code, Message: message, Err: err}
 }

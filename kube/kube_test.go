@@ -1,7 +1,9 @@
 package kube
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"testing"
@@ -148,6 +150,16 @@ func TestClientCreateGeneratesName(t *testing.T) {
 	assert.Equal(t, created.Name, (&unstructured.Unstructured{Object: items[0]}).GetName())
 }
 
+func TestClassifyMessage(t *testing.T) {
+	exists := apierrors.NewAlreadyExists(schema.GroupResource{Group: "argoproj.io", Resource: "workflows"}, "pr-2")
+
+	assert.Equal(t, `create workflow failed: workflows.argoproj.io "pr-2" already exists`, model.ErrorMessage(classify("create workflow", exists)),
+		"the API server's message tells the sender what to fix")
+	assert.Equal(t, "create workflow failed", model.ErrorMessage(classify("create workflow", errors.New("dial tcp 10.0.0.1:6443: connection refused"))),
+		"other causes stay in the log")
+	assert.Equal(t, "create workflow timed out", model.ErrorMessage(classify("create workflow", context.DeadlineExceeded)))
+}
+
 func TestClientCreateNeedsTemplate(t *testing.T) {
 	dyn := NewFakeDynamicClient()
 	client := NewClient(dyn)
@@ -176,6 +188,8 @@ func TestClassify(t *testing.T) {
 		{name: "invalid", err: apierrors.NewInvalid(schema.GroupKind{Group: "argoproj.io", Kind: "Workflow"}, "x", nil), want: model.CodeInvalid},
 		{name: "timeout is not retried", err: apierrors.NewTimeoutError("slow", 1), want: model.CodeInternal},
 		{name: "internal", err: apierrors.NewInternalError(errors.New("boom")), want: model.CodeInternal},
+		{name: "already exists", err: apierrors.NewAlreadyExists(schema.GroupResource{Group: "argoproj.io", Resource: "workflows"}, "pr-2"), want: model.CodeAlreadyExists},
+		{name: "deadline", err: fmt.Errorf("post: %w", context.DeadlineExceeded), want: model.CodeDeadlineExceeded},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -9,15 +9,19 @@ import (
 
 // sprigFunctions are Sprig v3's generic functions, which expressions call as
 // sprig.<name>, as in Argo. env and expandenv are left out, because they
-// would expose the server's environment variables to every template author.
-// The map is built once and only read.
+// would expose the server's environment variables to every template author;
+// calling them is an error that says so. The map is built once and only
+// read.
 var sprigFunctions = func() map[string]any {
 	functions := make(map[string]any)
 	for name, function := range sprig.GenericFuncMap() {
 		functions[name] = function
 	}
-	delete(functions, "env")
-	delete(functions, "expandenv")
+	for _, name := range []string{"env", "expandenv"} {
+		functions[name] = func(...any) (any, error) {
+			return nil, fmt.Errorf("sprig.%s is not available: it would expose the server's environment variables", name)
+		}
+	}
 	return functions
 }()
 

@@ -48,8 +48,8 @@ func TestExpressionHelperErrors(t *testing.T) {
 		wantCompile bool
 		wantError   string
 	}{
-		{name: "sprig env absent", expression: `sprig.env("HOME")`, wantError: "cannot call nil"},
-		{name: "sprig expandenv absent", expression: `sprig.expandenv("$HOME")`, wantError: "cannot call nil"},
+		{name: "sprig env absent", expression: `sprig.env("HOME")`, wantError: "sprig.env is not available"},
+		{name: "sprig expandenv absent", expression: `sprig.expandenv("$HOME")`, wantError: "sprig.expandenv is not available"},
 		{name: "jsonpath bad query", expression: `jsonpath("{}", "$[")`, wantError: `invalid query "$["`},
 		{name: "jsonpath bad document", expression: `jsonpath("{", "$")`, wantError: "not a JSON document"},
 		{name: "jsonpath number argument", expression: `jsonpath(1, "$")`, wantCompile: true, wantError: "cannot use int"},

@@ -13,7 +13,9 @@ type Code int
 // The codes wfevents sends.
 const (
 	CodeInvalid           Code = 3  // the request is malformed
+	CodeDeadlineExceeded  Code = 4  // the work did not finish in time
 	CodeNotFound          Code = 5  // no such route or resource
+	CodeAlreadyExists     Code = 6  // a resource of that name exists
 	CodePermissionDenied  Code = 7  // authenticated but not allowed
 	CodeResourceExhausted Code = 8  // the body is over the size limit
 	CodeUnimplemented     Code = 12 // wrong method for the route

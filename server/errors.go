@@ -15,7 +15,9 @@ import (
 // statusByCode maps error codes to HTTP statuses as Argo's gateway does.
 var statusByCode = map[model.Code]int{
 	model.CodeInvalid:           http.StatusBadRequest,
+	model.CodeDeadlineExceeded:  http.StatusGatewayTimeout,
 	model.CodeNotFound:          http.StatusNotFound,
+	model.CodeAlreadyExists:     http.StatusConflict,
 	model.CodePermissionDenied:  http.StatusForbidden,
 	model.CodeResourceExhausted: http.StatusRequestEntityTooLarge,
 	model.CodeUnimplemented:     http.StatusMethodNotAllowed,

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -239,6 +240,9 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error
 		}
 	}
 	if err != nil {
+		if netErr, ok := errors.AsType[net.Error](err); ok && netErr.Timeout() {
+			return nil, &model.Error{Code: model.CodeInvalid, Message: "read request body timed out: send the whole body within the server's read timeout", Err: err}
+		}
 		return nil, &model.Error{Code: model.CodeInvalid, Message: "read request body failed", Err: err}
 	}
 	return body, nil

@@ -177,6 +177,7 @@ func New(cfg Config) (*Server, error) {
 
 	s := &Server{cfg: cfg, mux: http.NewServeMux(), syncSlots: make(chan struct{}, cfg.SyncLimit)}
 	s.mux.HandleFunc("GET /api/v1/workflows/{namespace}", s.handleListWorkflows)
+	s.mux.HandleFunc("/api/v1/workflows/{namespace}", s.handleWorkflowsMethod)
 	if cfg.Metrics != nil {
 		s.mux.Handle("GET /metrics", cfg.Metrics.Handler())
 	}
@@ -213,6 +214,11 @@ func (s *Server) handleReadyz(w http.ResponseWriter, _ *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func (s *Server) handleWorkflowsMethod(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Allow", http.MethodGet)
+	s.writeError(w, r, model.Errorf(model.CodeUnimplemented, "method %s is not allowed on %q: list workflows with GET", clip(r.Method), clip(r.URL.Path)))
 }
 
 func (s *Server) handleNotFound(w http.ResponseWriter, r *http.Request) {

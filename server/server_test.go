@@ -884,3 +884,13 @@ func TestEventEscapedPrefixNotFound(t *testing.T) {
 	require.Equal(t, http.StatusNotFound, rec.Code)
 	assert.Contains(t, decodeError(t, rec).Message, "no route")
 }
+
+func TestListWorkflowsWrongMethod(t *testing.T) {
+	h := newHarness(t)
+
+	rec := h.serve(t, newEventRequest(t, http.MethodPut, "/api/v1/workflows/argo", strings.NewReader(`{}`)))
+
+	require.Equal(t, http.StatusMethodNotAllowed, rec.Code)
+	assert.Equal(t, http.MethodGet, rec.Header().Get("Allow"))
+	assert.Equal(t, model.CodeUnimplemented, decodeError(t, rec).Code)
+}

@@ -10,10 +10,11 @@ import (
 	"github.com/wfevents/wfevents/workers"
 )
 
-// Dispatcher processes one event at once, for the synchronous mode.
-// *workers.Dispatcher implements it.
+// Dispatcher processes one event at once, for the synchronous mode, and
+// reports failures and metrics as the workers do. *workers.Dispatcher
+// implements it.
 type Dispatcher interface {
-	Dispatch(ctx context.Context, ev model.Event, dryRun bool) []workers.Outcome
+	Run(ctx context.Context, ev model.Event) []workers.Outcome
 }
 
 // SyncResponse is the body of a synchronous submission: the Workflows the
@@ -57,16 +58,11 @@ func (s *Server) dispatchNow(w http.ResponseWriter, r *http.Request, ev model.Ev
 	// keeps the request's values but not its cancellation.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), s.cfg.SyncTimeout)
 	defer cancel()
-	start := s.cfg.Now()
-	outcomes := s.cfg.Dispatcher.Dispatch(ctx, ev, false)
-	matches := 0
+	outcomes := s.cfg.Dispatcher.Run(ctx, ev)
 
 	response := SyncResponse{EventID: ev.ID, Workflows: []CreatedWorkflow{}}
 	status := http.StatusOK
 	for _, outcome := range outcomes {
-		if outcome.Matched {
-			matches++
-		}
 		if outcome.Workflow != nil {
 			response.Workflows = append(response.Workflows, CreatedWorkflow{
 				Namespace: outcome.Workflow.Namespace,
@@ -78,8 +74,6 @@ func (s *Server) dispatchNow(w http.ResponseWriter, r *http.Request, ev model.Ev
 			continue
 		}
 
-		s.cfg.Logger.Warn("resource failed for event", "event_id", ev.ID, "resource", outcome.Ref.String(), "error", outcome.Err)
-		s.cfg.Metrics.DispatchFailed(workers.FailureReason(outcome.Err))
 		code := outcomeCode(outcome.Err)
 		failure := Failure{Resource: outcome.Ref.String(), Status: statusOf(code), Code: code, Message: outcomeMessage(outcome.Err)}
 		response.Failures = append(response.Failures, failure)
@@ -88,7 +82,6 @@ func (s *Server) dispatchNow(w http.ResponseWriter, r *http.Request, ev model.Ev
 		}
 	}
 
-	s.cfg.Metrics.EventProcessed(ev.Namespace, s.cfg.Now().Sub(start).Seconds(), matches, len(response.Workflows))
 	w.Header().Set("X-Event-Id", ev.ID)
 	writeJSON(w, status, response)
 }

@@ -20,10 +20,10 @@ import (
 )
 
 // dispatcherFunc adapts a function to server.Dispatcher.
-type dispatcherFunc func(ctx context.Context, ev model.Event, dryRun bool) []workers.Outcome
+type dispatcherFunc func(ctx context.Context, ev model.Event) []workers.Outcome
 
-func (f dispatcherFunc) Dispatch(ctx context.Context, ev model.Event, dryRun bool) []workers.Outcome {
-	return f(ctx, ev, dryRun)
+func (f dispatcherFunc) Run(ctx context.Context, ev model.Event) []workers.Outcome {
+	return f(ctx, ev)
 }
 
 func templateRef(name string) model.ResourceRef {
@@ -79,8 +79,7 @@ func TestSyncDispatch(t *testing.T) {
 			h := newHarness(t, func(cfg *server.Config) {
 				cfg.SyncDispatch = true
 				cfg.SyncDispatch = true
-				cfg.Dispatcher = dispatcherFunc(func(ctx context.Context, ev model.Event, dryRun bool) []workers.Outcome {
-					assert.False(t, dryRun)
+				cfg.Dispatcher = dispatcherFunc(func(ctx context.Context, ev model.Event) []workers.Outcome {
 					_, hasDeadline := ctx.Deadline()
 					assert.True(t, hasDeadline, "synchronous work is bounded")
 					dispatched = append(dispatched, ev)
@@ -108,7 +107,7 @@ func TestSyncDispatchSurvivesDisconnect(t *testing.T) {
 	var errAfterDisconnect error
 	h := newHarness(t, func(cfg *server.Config) {
 		cfg.SyncDispatch = true
-		cfg.Dispatcher = dispatcherFunc(func(ctx context.Context, _ model.Event, _ bool) []workers.Outcome {
+		cfg.Dispatcher = dispatcherFunc(func(ctx context.Context, _ model.Event) []workers.Outcome {
 			// The sender goes away while its Workflows are being created.
 			cancelRequest()
 			errAfterDisconnect = ctx.Err()
@@ -129,7 +128,7 @@ func TestSyncDispatchLimit(t *testing.T) {
 	h := newHarness(t, func(cfg *server.Config) {
 		cfg.SyncLimit = 1
 		cfg.SyncDispatch = true
-		cfg.Dispatcher = dispatcherFunc(func(context.Context, model.Event, bool) []workers.Outcome {
+		cfg.Dispatcher = dispatcherFunc(func(context.Context, model.Event) []workers.Outcome {
 			entered <- struct{}{}
 			<-release
 			return nil

@@ -99,8 +99,16 @@ type Dispatcher struct {
 	Now func() time.Time
 }
 
-// Process dispatches ev and logs the outcome. It implements Processor.
+// Process dispatches ev and reports the outcome, as Run does. It implements
+// Processor.
 func (d *Dispatcher) Process(ctx context.Context, ev model.Event) {
+	d.Run(ctx, ev)
+}
+
+// Run dispatches ev and makes the outcome visible: one log line per failed
+// resource and its report to Reporter, the metrics, and at Debug one line
+// for the event. It returns the outcomes, for the synchronous mode.
+func (d *Dispatcher) Run(ctx context.Context, ev model.Event) []Outcome {
 	logger := d.logger().With("event_id", ev.ID, "namespace", ev.Namespace)
 	now := d.Now
 	if now == nil {
@@ -130,6 +138,7 @@ func (d *Dispatcher) Process(ctx context.Context, ev model.Event) {
 	}
 	d.Metrics.EventProcessed(ev.Namespace, now().Sub(start).Seconds(), len(matched), len(created))
 	logger.Debug("event processed", "templates", len(outcomes), "matched", matched, "workflows", created)
+	return outcomes
 }
 
 // FailureReason classifies a resource's failure for the dispatch error

@@ -69,7 +69,7 @@ func parseServeFlags(args []string, stderr io.Writer) (serveOptions, error) {
 	flags.DurationVar(&opts.dispatchTimeout, "event-dispatch-timeout", server.DefaultSyncTimeout, "with --event-async-dispatch=false, how long a request may wait for its Workflows")
 	flags.IntVar(&opts.workerCount, "event-worker-count", workers.DefaultWorkers, "workers that process events")
 	flags.StringVar(&opts.instanceID, "instance-id", "", "use only resources labelled workflows.argoproj.io/controller-instanceid=`id`, and label created Workflows with it")
-	flags.DurationVar(&opts.drainTimeout, "drain-timeout", 30*time.Second, "on SIGTERM, how long to wait for queued events to finish")
+	flags.DurationVar(&opts.drainTimeout, "drain-timeout", 30*time.Second, "on SIGTERM or SIGINT, how long to wait for queued events to finish; events left after it are dropped and logged")
 	flags.DurationVar(&opts.syncTimeout, "sync-timeout", time.Minute, "how long to wait at start for the template caches to sync")
 	flags.TextVar(&opts.logLevel, "log-level", slog.LevelInfo, "log `level`: debug, info, warn or error")
 	flags.StringVar(&opts.logFormat, "log-format", "text", "log `format`: text or json")
