@@ -4,11 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
+	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	utilnet "k8s.io/apimachinery/pkg/util/net"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/transport"
@@ -122,6 +125,19 @@ func (c *Client) CreateWorkflow(ctx context.Context, caller model.Identity, wf m
 	return WorkflowFromObject(created), nil
 }
 
+// GetWorkflow reads a Workflow as caller.
+func (c *Client) GetWorkflow(ctx context.Context, caller model.Identity, namespace, name string) (model.Workflow, error) {
+	dyn, err := c.forCaller(caller)
+	if err != nil {
+		return model.Workflow{}, &model.Error{Code: model.CodeInternal, Message: "impersonate caller failed", Err: err}
+	}
+	obj, err := dyn.Resource(WorkflowsResource).Namespace(namespace).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return model.Workflow{}, classify(fmt.Sprintf("read workflow %q in namespace %q as %q", name, namespace, caller.Subject), err)
+	}
+	return WorkflowFromObject(obj), nil
+}
+
 // ListWorkflows lists the Workflows of namespace as the server itself.
 func (c *Client) ListWorkflows(ctx context.Context, namespace string) (*unstructured.UnstructuredList, error) {
 	list, err := c.dynamic.Resource(WorkflowsResource).Namespace(namespace).List(ctx, metav1.ListOptions{})
@@ -145,9 +161,11 @@ func (c *Client) ListWorkflowObjects(ctx context.Context, namespace string) ([]m
 	return items, nil
 }
 
-// classify wraps an API error in a *model.Error. Only 429 and 503 are
-// transient (model.CodeUnavailable), because the API server sends them before
-// storing anything, so a retry cannot create a duplicate.
+// classify wraps an API error in a *model.Error. Throttling (429), server
+// errors (5xx), server-side timeouts, conflicts and failed connections are
+// transient (model.CodeUnavailable). Retrying them is safe, because created
+// Workflows have names derived from the event, so a create that did reach
+// the API server finds AlreadyExists instead of making a second Workflow.
 //
 // The API server's own message goes to the sender, because it says what to
 // fix ("already exists", "is invalid: metadata.name ...") and is about the
@@ -166,7 +184,9 @@ func classify(operation string, err error) error {
 		message = operation + " timed out"
 	case apierrors.IsAlreadyExists(err):
 		code = model.CodeAlreadyExists
-	case apierrors.IsTooManyRequests(err), apierrors.IsServiceUnavailable(err):
+	case apierrors.IsTooManyRequests(err), apierrors.IsServiceUnavailable(err), apierrors.IsInternalError(err),
+		apierrors.IsServerTimeout(err), apierrors.IsTimeout(err), apierrors.IsConflict(err), apierrors.IsUnexpectedServerError(err),
+		isConnectionError(err):
 		code = model.CodeUnavailable
 	case apierrors.IsForbidden(err):
 		code = model.CodePermissionDenied
@@ -175,5 +195,19 @@ func classify(operation string, err error) error {
 	case apierrors.IsInvalid(err), apierrors.IsBadRequest(err):
 		code = model.CodeInvalid
 	}
-	return &model.Error{Code: code, Message: message, Err: err}
+	var retryAfter time.Duration
+	if seconds, ok := apierrors.SuggestsClientDelay(err); ok {
+		retryAfter = time.Duration(seconds) * time.Second
+	}
+	return &model.Error{Code: code, Message: message, Err: err, RetryAfter: retryAfter}
+}
+
+// isConnectionError reports whether err means the API server could not be
+// reached or dropped the connection, as opposed to answering with an error.
+func isConnectionError(err error) bool {
+	if utilnet.IsConnectionRefused(err) || utilnet.IsConnectionReset(err) || utilnet.IsProbableEOF(err) {
+		return true
+	}
+	netErr, ok := errors.AsType[net.Error](err)
+	return ok && netErr.Timeout()
 }

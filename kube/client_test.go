@@ -199,13 +199,13 @@ func TestImpersonatingClientErrors(t *testing.T) {
 		{
 			name:      "create internal error",
 			failures:  map[string]*apierrors.StatusError{"POST " + workflowsPath: apierrors.NewInternalError(errors.New("etcd unreachable"))},
-			wantCode:  model.CodeInternal,
+			wantCode:  model.CodeUnavailable,
 			wantPosts: 1,
 		},
 		{
 			name:      "create conflict",
 			failures:  map[string]*apierrors.StatusError{"POST " + workflowsPath: apierrors.NewConflict(workflows, "build-x7k2q", errors.New("exists"))},
-			wantCode:  model.CodeInternal,
+			wantCode:  model.CodeUnavailable,
 			wantPosts: 1,
 		},
 		{
@@ -247,8 +247,8 @@ func TestClientCreateErrorCodes(t *testing.T) {
 		wantCode model.Code
 	}{
 		{name: "too many requests", verb: "create", resource: "workflows", err: apierrors.NewTooManyRequests("slow down", 1), wantCode: model.CodeUnavailable},
-		{name: "internal error", verb: "create", resource: "workflows", err: apierrors.NewInternalError(errors.New("boom")), wantCode: model.CodeInternal},
-		{name: "conflict", verb: "create", resource: "workflows", err: apierrors.NewConflict(workflows, "build-x", errors.New("exists")), wantCode: model.CodeInternal},
+		{name: "internal error", verb: "create", resource: "workflows", err: apierrors.NewInternalError(errors.New("boom")), wantCode: model.CodeUnavailable},
+		{name: "conflict", verb: "create", resource: "workflows", err: apierrors.NewConflict(workflows, "build-x", errors.New("exists")), wantCode: model.CodeUnavailable},
 		{name: "create forbidden", verb: "create", resource: "workflows", err: apierrors.NewForbidden(workflows, "", errors.New("no create")), wantCode: model.CodePermissionDenied},
 		{name: "template forbidden", verb: "get", resource: "workflowtemplates", err: apierrors.NewForbidden(templates, "build", errors.New("no get")), wantCode: model.CodePermissionDenied},
 	}

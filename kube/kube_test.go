@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -150,6 +151,14 @@ func TestClientCreateGeneratesName(t *testing.T) {
 	assert.Equal(t, created.Name, (&unstructured.Unstructured{Object: items[0]}).GetName())
 }
 
+func TestClassifyRetryAfter(t *testing.T) {
+	err := classify("create workflow", apierrors.NewTooManyRequests("slow down", 7))
+
+	apiErr, ok := errors.AsType[*model.Error](err)
+	require.True(t, ok)
+	assert.Equal(t, 7*time.Second, apiErr.RetryAfter)
+}
+
 func TestClassifyMessage(t *testing.T) {
 	exists := apierrors.NewAlreadyExists(schema.GroupResource{Group: "argoproj.io", Resource: "workflows"}, "pr-2")
 
@@ -186,8 +195,11 @@ func TestClassify(t *testing.T) {
 		{name: "forbidden", err: apierrors.NewForbidden(resource, "x", errors.New("no")), want: model.CodePermissionDenied},
 		{name: "not found", err: apierrors.NewNotFound(resource, "x"), want: model.CodeNotFound},
 		{name: "invalid", err: apierrors.NewInvalid(schema.GroupKind{Group: "argoproj.io", Kind: "Workflow"}, "x", nil), want: model.CodeInvalid},
-		{name: "timeout is not retried", err: apierrors.NewTimeoutError("slow", 1), want: model.CodeInternal},
-		{name: "internal", err: apierrors.NewInternalError(errors.New("boom")), want: model.CodeInternal},
+		{name: "server timeout", err: apierrors.NewTimeoutError("slow", 1), want: model.CodeUnavailable},
+		{name: "internal", err: apierrors.NewInternalError(errors.New("boom")), want: model.CodeUnavailable},
+		{name: "conflict", err: apierrors.NewConflict(resource, "x", errors.New("changed")), want: model.CodeUnavailable},
+		{name: "connection refused", err: fmt.Errorf("post: %w", syscall.ECONNREFUSED), want: model.CodeUnavailable},
+		{name: "other", err: errors.New("unexpected"), want: model.CodeInternal},
 		{name: "already exists", err: apierrors.NewAlreadyExists(schema.GroupResource{Group: "argoproj.io", Resource: "workflows"}, "pr-2"), want: model.CodeAlreadyExists},
 		{name: "deadline", err: fmt.Errorf("post: %w", context.DeadlineExceeded), want: model.CodeDeadlineExceeded},
 	}

@@ -116,7 +116,7 @@ func TestAuthenticateAPIErrorNotCached(t *testing.T) {
 		err      error
 		wantCode model.Code
 	}{
-		{name: "internal error", err: apierrors.NewInternalError(errors.New("etcd unreachable")), wantCode: model.CodeInternal},
+		{name: "internal error", err: apierrors.NewInternalError(errors.New("etcd unreachable")), wantCode: model.CodeUnavailable},
 		{name: "too many requests", err: apierrors.NewTooManyRequests("slow down", 1), wantCode: model.CodeUnavailable},
 		{name: "service unavailable", err: apierrors.NewServiceUnavailable("starting"), wantCode: model.CodeUnavailable},
 	}
@@ -360,7 +360,7 @@ func TestMayCreateWorkflowsAPIError(t *testing.T) {
 		wantCode model.Code
 	}{
 		{name: "too many requests", err: apierrors.NewTooManyRequests("slow down", 1), wantCode: model.CodeUnavailable},
-		{name: "internal error", err: apierrors.NewInternalError(errors.New("webhook down")), wantCode: model.CodeInternal},
+		{name: "internal error", err: apierrors.NewInternalError(errors.New("webhook down")), wantCode: model.CodeUnavailable},
 		{name: "server may not review", err: apierrors.NewForbidden(resource, "", errors.New("no create")), wantCode: model.CodeInternal},
 	}
 	for _, tc := range cases {

@@ -3,6 +3,7 @@ package model
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Code classifies an error for the sender. The values are the gRPC status
@@ -30,6 +31,10 @@ type Error struct {
 	Code    Code
 	Message string
 	Err     error
+
+	// RetryAfter, when positive, is how long the source of a transient
+	// error asked the caller to wait before retrying.
+	RetryAfter time.Duration
 }
 
 // Error returns the message followed by the internal cause, for logs.

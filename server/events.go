@@ -2,6 +2,8 @@ package server
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -68,7 +70,7 @@ func (s *Server) handleEvent(w http.ResponseWriter, r *http.Request) {
 		headers.Del(name)
 	}
 	ev := model.Event{
-		ID:            s.cfg.NewEventID(),
+		ID:            s.eventID(r, caller, namespace),
 		Namespace:     namespace,
 		Discriminator: discriminator,
 		Payload:       payload,
@@ -299,4 +301,40 @@ func parseDryRun(r *http.Request) (bool, error) {
 		return true, nil
 	}
 	return false, model.Errorf(model.CodeInvalid, "invalid dryRun %q: the only value is All", clip(strings.Join(values, ",")))
+}
+
+// deliveryHeaders carry an ID that a webhook sender keeps when it redelivers
+// the same event: GitHub, GitLab and Bitbucket Cloud, in that order.
+var deliveryHeaders = []string{"X-GitHub-Delivery", "X-Gitlab-Event-UUID", "X-Request-UUID"}
+
+// eventID returns the ID of the event in r. A delivery ID from the sender
+// becomes the event ID, so a redelivered webhook derives the same Workflow
+// names and creates nothing new. A generic Idempotency-Key is scoped to the
+// caller and namespace, because unlike the providers' IDs it is not unique
+// across senders. Without either, the ID is new.
+func (s *Server) eventID(r *http.Request, caller model.Identity, namespace string) string {
+	for _, name := range deliveryHeaders {
+		if value := r.Header.Get(name); value != "" {
+			if isLabelSafe(value) {
+				return value
+			}
+			return "d-" + shortHash(name, value)
+		}
+	}
+	if key := r.Header.Get("Idempotency-Key"); key != "" {
+		return "k-" + shortHash(caller.Subject, namespace, key)
+	}
+	return s.cfg.NewEventID()
+}
+
+// isLabelSafe reports whether s can be a Kubernetes label value as it is, so
+// the event ID label on Workflows equals the ID.
+func isLabelSafe(s string) bool {
+	return len(validation.IsValidLabelValue(s)) == 0 && s != ""
+}
+
+// shortHash returns 40 hex digits of the SHA-256 of parts, joined by NUL.
+func shortHash(parts ...string) string {
+	sum := sha256.Sum256([]byte(strings.Join(parts, "\x00")))
+	return hex.EncodeToString(sum[:])[:40]
 }

@@ -7,6 +7,7 @@ import (
 	"crypto/sha1"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -243,7 +244,18 @@ func TestWebhookProviders(t *testing.T) {
 					return
 				}
 
-				assert.JSONEq(t, `{"eventId":"event-1"}`, rec.Body.String())
+				// The provider's delivery ID, when it sends one, is the event ID.
+				var response server.EventResponse
+				require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &response))
+				assert.Equal(t, queued.ID, response.EventID)
+				wantID := "event-1"
+				for _, name := range []string{"X-GitHub-Delivery", "X-Gitlab-Event-UUID", "X-Request-UUID"} {
+					if id, ok := p.headers[name]; ok {
+						wantID = id
+						break
+					}
+				}
+				assert.Equal(t, wantID, response.EventID)
 				assert.Equal(t, "system:serviceaccount:argo:"+p.serviceAccount(), queued.Caller.Subject)
 				assert.Equal(t, []string{"system:serviceaccounts", "system:serviceaccounts:argo", "system:authenticated"}, queued.Caller.Groups)
 				assert.Equal(t, "argo", queued.Namespace)

@@ -61,9 +61,23 @@ func (f *fakeCreator) CreateWorkflow(_ context.Context, caller model.Identity, w
 			return model.Workflow{}, err
 		}
 	}
-	wf.Name = wf.GenerateName + "abcde"
+	if wf.Name == "" {
+		wf.Name = wf.GenerateName + "abcde"
+	}
 	f.created = append(f.created, wf)
 	return wf, nil
+}
+
+// GetWorkflow returns the created Workflow of that name.
+func (f *fakeCreator) GetWorkflow(_ context.Context, _ model.Identity, namespace, name string) (model.Workflow, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, wf := range f.created {
+		if wf.Namespace == namespace && wf.Name == name {
+			return wf, nil
+		}
+	}
+	return model.Workflow{}, model.Errorf(model.CodeNotFound, "workflow %q not found", name)
 }
 
 func template(kind model.Kind, namespace, name, expression string, parameters ...model.Parameter) model.Template {
@@ -124,7 +138,8 @@ func TestDispatchCreatesOnePerMatch(t *testing.T) {
 		model.LabelCreator:          "system-serviceaccount-argo-ci",
 		model.LabelEventID:          "event-1",
 	}, build.Labels)
-	assert.Equal(t, "build-abcde", outcomes[0].Workflow.Name, "outcome carries the created name")
+	assert.Regexp(t, `^build-[a-z2-7]{10}$`, outcomes[0].Workflow.Name, "the name is derived from the event and the template")
+	assert.Equal(t, outcomes[0].Workflow.Name, build.Name)
 }
 
 func TestDispatchFailureSkipsOnlyThatTemplate(t *testing.T) {
@@ -446,4 +461,88 @@ func TestDispatchNamespacedEventSkipsAuthorizer(t *testing.T) {
 	assert.Len(t, outcomes, 2)
 	assert.Len(t, creator.created, 2)
 	assert.Empty(t, authorizer.requested, "admission already checked the event's namespace")
+}
+
+func TestDispatchNamesAreStablePerEvent(t *testing.T) {
+	catalog := newCatalog(t, template(model.KindWorkflowTemplate, "argo", "build", `true`))
+	dispatcher := &Dispatcher{Templates: catalog, Cluster: &fakeCreator{}}
+
+	first := dispatcher.Dispatch(t.Context(), adminEvent("argo", nil), true)
+	again := dispatcher.Dispatch(t.Context(), adminEvent("argo", nil), true)
+	other := adminEvent("argo", nil)
+	other.ID = "event-2"
+	second := dispatcher.Dispatch(t.Context(), other, true)
+
+	require.Len(t, first, 1)
+	require.NotNil(t, first[0].Workflow)
+	assert.Equal(t, first[0].Workflow.Name, again[0].Workflow.Name, "the same event gets the same name")
+	assert.NotEqual(t, first[0].Workflow.Name, second[0].Workflow.Name, "another event gets another name")
+}
+
+func TestDispatchRetriedCreateFindsItsWorkflow(t *testing.T) {
+	catalog := newCatalog(t, template(model.KindWorkflowTemplate, "argo", "build", `true`))
+	creator := &fakeCreator{}
+	// The first create reaches the cluster but its answer is lost; the
+	// retry then finds the Workflow.
+	creator.create = func(call int, wf model.Workflow) error {
+		if call == 2 {
+			return &model.Error{Code: model.CodeAlreadyExists, Message: "already exists"}
+		}
+		if call == 1 {
+			creator.created = append(creator.created, wf)
+			return &model.Error{Code: model.CodeUnavailable, Message: "timeout"}
+		}
+		return nil
+	}
+	dispatcher := &Dispatcher{Templates: catalog, Cluster: creator, Backoff: Backoff{Attempts: 3, Initial: time.Millisecond, Max: time.Millisecond}}
+
+	outcomes := dispatcher.Dispatch(t.Context(), adminEvent("argo", nil), false)
+
+	require.Len(t, outcomes, 1)
+	require.NoError(t, outcomes[0].Err)
+	assert.Len(t, creator.created, 1, "no second Workflow")
+	assert.Equal(t, creator.created[0].Name, outcomes[0].Workflow.Name)
+}
+
+func TestDispatchNameClashIsConflict(t *testing.T) {
+	catalog := newCatalog(t, template(model.KindWorkflowTemplate, "argo", "build", `true`))
+	creator := &fakeCreator{}
+	creator.create = func(_ int, wf model.Workflow) error {
+		taken := wf
+		taken.Labels = map[string]string{model.LabelEventID: "another-event"}
+		creator.created = append(creator.created, taken)
+		return &model.Error{Code: model.CodeAlreadyExists, Message: "already exists"}
+	}
+	dispatcher := &Dispatcher{Templates: catalog, Cluster: creator}
+
+	outcomes := dispatcher.Dispatch(t.Context(), adminEvent("argo", nil), false)
+
+	require.Len(t, outcomes, 1)
+	require.Error(t, outcomes[0].Err)
+	assert.Equal(t, model.CodeAlreadyExists, model.ErrorCode(outcomes[0].Err))
+	assert.Contains(t, model.ErrorMessage(outcomes[0].Err), "created by another event")
+}
+
+func TestDispatchRetryGivesUpAtDeadline(t *testing.T) {
+	catalog := newCatalog(t, template(model.KindWorkflowTemplate, "argo", "build", `true`))
+	creator := &fakeCreator{create: func(int, model.Workflow) error {
+		return &model.Error{Code: model.CodeUnavailable, Message: "slow down", RetryAfter: time.Hour}
+	}}
+	dispatcher := &Dispatcher{Templates: catalog, Cluster: creator, Backoff: Backoff{Attempts: 10, Initial: time.Millisecond, Max: time.Millisecond, Deadline: time.Minute}}
+
+	outcomes := dispatcher.Dispatch(t.Context(), adminEvent("argo", nil), false)
+
+	require.Len(t, outcomes, 1)
+	require.Error(t, outcomes[0].Err)
+	assert.Contains(t, outcomes[0].Err.Error(), "gave up retrying after 1m0s")
+	assert.Equal(t, 1, creator.calls, "a Retry-After beyond the deadline is not waited for")
+}
+
+func TestJitterStaysInRange(t *testing.T) {
+	for range 1000 {
+		wait := jitter(100 * time.Millisecond)
+		assert.GreaterOrEqual(t, wait, 50*time.Millisecond)
+		assert.LessOrEqual(t, wait, 100*time.Millisecond)
+	}
+	assert.Zero(t, jitter(0))
 }

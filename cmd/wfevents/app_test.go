@@ -17,12 +17,14 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	k8stesting "k8s.io/client-go/testing"
 
 	"github.com/wfevents/wfevents/app"
 	"github.com/wfevents/wfevents/fixtures"
 	"github.com/wfevents/wfevents/kube"
+	"github.com/wfevents/wfevents/model"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files under testdata")
@@ -122,7 +124,7 @@ func TestEventsCreateWorkflows(t *testing.T) {
 		"X-Hub-Signature-256": "sha256=d57c68ca6f92289e6987922ff26938930f6e66a2d161ef06abdf1859230aa23c",
 	}, strings.NewReader(string(pushBody)))
 	require.Equal(t, http.StatusOK, status, body)
-	assert.Equal(t, "event-2", body["eventId"])
+	assert.Equal(t, "72d3162e-cc78-11e3-81ab-4c9367dc0958", body["eventId"], "GitHub's delivery ID is the event ID")
 	waitForIdle(t, a)
 
 	created := createdWorkflows(a)
@@ -188,7 +190,7 @@ func TestListWorkflowsShowsCreated(t *testing.T) {
 	require.Len(t, list.Items, 1)
 
 	wf := &unstructured.Unstructured{Object: list.Items[0]}
-	assert.True(t, strings.HasPrefix(wf.GetName(), "event-consumer-"), "name %q has no generated suffix", wf.GetName())
+	assert.Regexp(t, `^event-consumer-[a-z2-7]{10}$`, wf.GetName(), "the name is derived from the event")
 	parameters, _, err := unstructured.NestedSlice(wf.Object, "spec", "arguments", "parameters")
 	require.NoError(t, err)
 	assert.Equal(t, []any{map[string]any{"name": "message", "value": "hello events"}}, parameters)
@@ -244,7 +246,55 @@ func TestEventsSynchronousDispatch(t *testing.T) {
 	require.Len(t, workflows, 1, "the response lists the created Workflow")
 	listed := workflows[0].(map[string]any)
 	assert.Equal(t, "WorkflowTemplate/argo/event-consumer", listed["resource"])
-	assert.Regexp(t, `^event-consumer-[a-z0-9]{5}$`, listed["name"])
+	assert.Regexp(t, `^event-consumer-[a-z2-7]{10}$`, listed["name"])
 	assert.Zero(t, a.Pipeline.Depth(), "nothing went through the queue")
 	require.Len(t, createdWorkflows(a), 1, "created before the response")
+}
+
+func TestRedeliveryCreatesNothingNew(t *testing.T) {
+	a, srv := startApp(t)
+	pushBody, err := os.ReadFile("../../fixtures/webhooks/github/push.json")
+	require.NoError(t, err)
+	push := func(delivery string) string {
+		t.Helper()
+		status, body := postEvent(t, srv.URL+"/api/v1/events/argo", map[string]string{
+			"Authorization":     "Bearer github-token",
+			"X-GitHub-Event":    "push",
+			"X-GitHub-Delivery": delivery,
+		}, strings.NewReader(string(pushBody)))
+		require.Equal(t, http.StatusOK, status, body)
+		waitForIdle(t, a)
+		return body["eventId"].(string)
+	}
+	keyed := func(key string) string {
+		t.Helper()
+		status, body := postEvent(t, srv.URL+"/api/v1/events/argo", map[string]string{
+			"Authorization":   "Bearer admin-token",
+			"X-Argo-E2E":      "true",
+			"Idempotency-Key": key,
+		}, strings.NewReader(`{"message": "once"}`))
+		require.Equal(t, http.StatusOK, status, body)
+		waitForIdle(t, a)
+		return body["eventId"].(string)
+	}
+
+	first := push("0b9e2f3a-5c1d-4e6f-8a7b-9c0d1e2f3a4b")
+	again := push("0b9e2f3a-5c1d-4e6f-8a7b-9c0d1e2f3a4b")
+	other := push("1c0f3a4b-6d2e-4f70-9b8c-0d1e2f3a4b5c")
+	keyedFirst := keyed("order-42")
+	keyedAgain := keyed("order-42")
+
+	assert.Equal(t, first, again, "a redelivery answers with the original event ID")
+	assert.NotEqual(t, first, other)
+	assert.Equal(t, keyedFirst, keyedAgain)
+	assert.Regexp(t, `^k-[0-9a-f]{40}$`, keyedFirst, "an Idempotency-Key is hashed with the caller")
+
+	// Every create was attempted, but each event has one Workflow.
+	items, err := a.Fake.Resource(kube.WorkflowsResource).Namespace("argo").List(t.Context(), metav1.ListOptions{})
+	require.NoError(t, err)
+	perEvent := make(map[string]int)
+	for _, item := range items.Items {
+		perEvent[item.GetLabels()[model.LabelEventID]]++
+	}
+	assert.Equal(t, map[string]int{first: 1, other: 1, keyedFirst: 1}, perEvent)
 }

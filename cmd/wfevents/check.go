@@ -866,6 +866,11 @@ func evaluateCheckEvent(ctx context.Context, event model.Event, instanceID strin
 // checked files and creates nothing.
 type fileCluster map[model.ResourceRef]model.Template
 
+// GetWorkflow is never called, because check creates nothing.
+func (c fileCluster) GetWorkflow(context.Context, model.Identity, string, string) (model.Workflow, error) {
+	return model.Workflow{}, model.Errorf(model.CodeUnimplemented, "check creates no workflows")
+}
+
 // GetTemplate returns the template ref names in namespace, or the cluster
 // template when ref.ClusterScope is set.
 func (c fileCluster) GetTemplate(_ context.Context, _ model.Identity, namespace string, ref model.TemplateRef) (model.Template, error) {

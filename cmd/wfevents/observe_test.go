@@ -150,6 +150,7 @@ func TestDryRunCreatesNothing(t *testing.T) {
 		"kind": "Workflow",
 		"metadata": {
 			"generateName": "event-consumer-",
+			"name": "event-consumer-ebnagy4mc3",
 			"namespace": "argo",
 			"labels": {
 				"wfevents.dev/event-id": "event-1",
