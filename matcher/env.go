@@ -116,6 +116,11 @@ func serviceAccount(subject string) (namespace, name string, ok bool) {
 // jsonWhitespace is the whitespace JSON allows between tokens.
 const jsonWhitespace = " \t\r\n"
 
+// MaxJSONDepth bounds how deeply arrays and objects may nest in a body.
+// Real webhook payloads nest about ten levels; a body nested thousands of
+// levels deep only costs the decoder stack and time.
+const MaxJSONDepth = 256
+
 // DecodeJSON decodes a request body holding exactly one JSON value. An empty
 // body is null. Integers that fit in int64 become int64, so large IDs keep
 // every digit, and every other number becomes float64.
@@ -124,6 +129,10 @@ func DecodeJSON(body []byte) (any, error) {
 	// invalid JSON, not an empty body.
 	if len(bytes.Trim(body, jsonWhitespace)) == 0 {
 		return nil, nil
+	}
+
+	if err := checkDepth(body); err != nil {
+		return nil, err
 	}
 
 	decoder := json.NewDecoder(bytes.NewReader(body))
@@ -172,4 +181,34 @@ func convertNumbers(v any) (any, error) {
 		}
 	}
 	return v, nil
+}
+
+// checkDepth rejects a body whose arrays and objects nest deeper than
+// MaxJSONDepth, before the decoder builds anything. It skips the contents of
+// strings, so brackets inside them do not count. Malformed JSON is left to
+// the decoder to report.
+func checkDepth(body []byte) error {
+	depth := 0
+	inString, escaped := false, false
+	for i, b := range body {
+		switch {
+		case inString && escaped:
+			escaped = false
+		case inString && b == '\\':
+			escaped = true
+		case inString && b == '"':
+			inString = false
+		case inString:
+		case b == '"':
+			inString = true
+		case b == '[' || b == '{':
+			depth++
+			if depth > MaxJSONDepth {
+				return fmt.Errorf("invalid JSON: arrays and objects nest deeper than %d levels at byte %d", MaxJSONDepth, i)
+			}
+		case b == ']' || b == '}':
+			depth--
+		}
+	}
+	return nil
 }

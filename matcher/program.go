@@ -82,6 +82,7 @@ func (e *EvalError) Unwrap() error { return e.Err }
 // toJson and jsonpath are the helpers Argo offers, with the same names.
 var compileOptions = []expr.Option{
 	expr.Env(Env{}),
+	expr.MaxNodes(maxExpressionNodes),
 	expr.Function("toJson", func(args ...any) (any, error) { return toJSON(args[0]) }, new(func(any) (string, error))),
 	expr.Function("jsonpath", func(args ...any) (any, error) {
 		document, _ := args[0].(string)
@@ -158,7 +159,20 @@ func CompileBinding(b model.Binding) (*Program, error) {
 	return program, nil
 }
 
+// Limits on one expression, checked when it is compiled, so a resource
+// cannot make every event expensive. Evaluation is bounded too: expr's
+// virtual machine stops a run that allocates more than its memory budget,
+// 1e6 units by default in expr v1.17.
+const (
+	maxExpressionLength = 16 << 10 // bytes
+	maxExpressionNodes  = 5000     // syntax tree nodes
+)
+
 func compileField(ref model.ResourceRef, field, expression string) (fieldProgram, error) {
+	if len(expression) > maxExpressionLength {
+		return fieldProgram{}, &CompileError{Ref: ref, Field: field, Expression: expression[:64] + "...",
+			Err: fmt.Errorf("expression is %d bytes long, more than the limit of %d: split the logic or simplify it", len(expression), maxExpressionLength)}
+	}
 	program, err := expr.Compile(expression, compileOptions...)
 	if err != nil {
 		return fieldProgram{}, &CompileError{Ref: ref, Field: field, Expression: expression, Err: err}
