@@ -4,8 +4,9 @@
 //
 //	wfevents serve [flags]
 //	wfevents check [flags] FILE|DIR ...
+//	wfevents conformance [flags]
 //
-// Run "wfevents serve -h" or "wfevents check -h" for the flags.
+// Run "wfevents COMMAND -h" for the flags of each.
 package main
 
 import (
@@ -59,8 +60,9 @@ const usage = `wfevents turns webhooks into Argo Workflows.
 Usage:
   wfevents serve [flags]            start the events server
   wfevents check [flags] PATH ...   check templates and bindings in files, or try an event on them
+  wfevents conformance [flags]      run the contract's checks against a running server
 
-Run "wfevents serve -h" or "wfevents check -h" for the flags of each.
+Run "wfevents COMMAND -h" for the flags of each.
 `
 
 // run executes one subcommand and returns when it is done or ctx is done.
@@ -75,6 +77,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runServe(ctx, args[1:], stdout, stderr)
 	case "check":
 		return runCheck(ctx, args[1:], stdout, stderr)
+	case "conformance":
+		return runConformance(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
