@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	dynamicfake "k8s.io/client-go/dynamic/fake"
 	k8stesting "k8s.io/client-go/testing"
 
 	"github.com/wfevents/wfevents/fixtures"
@@ -28,6 +29,7 @@ var update = flag.Bool("update", false, "rewrite the golden files under testdata
 type bindingHarness struct {
 	cluster    *kube.Client
 	fake       interface{ Actions() []k8stesting.Action }
+	fakeClient *dynamicfake.FakeDynamicClient
 	catalog    *matcher.Catalog
 	dispatcher *workers.Dispatcher
 }
@@ -54,9 +56,10 @@ func newBindingHarness(t testing.TB) *bindingHarness {
 
 	client := kube.NewClient(fake)
 	return &bindingHarness{
-		cluster: client,
-		fake:    fake,
-		catalog: catalog,
+		cluster:    client,
+		fake:       fake,
+		fakeClient: fake,
+		catalog:    catalog,
 		dispatcher: &workers.Dispatcher{
 			Templates: catalog,
 			Cluster:   client,
@@ -212,4 +215,16 @@ func assertBindingGolden(t *testing.T, name string, value any) {
 	want, err := os.ReadFile(path)
 	require.NoError(t, err, "run go test ./workers -update to create the golden file")
 	assert.Equal(t, string(want), string(got), "created Workflows differ from %s", path)
+}
+
+// soloBinding submits the template build of namespace ci from namespace
+// solo for every event, so fault tests see exactly one Workflow per event.
+func soloBinding() model.Binding {
+	return model.Binding{
+		Ref:             model.ResourceRef{Kind: model.KindWorkflowEventBinding, Namespace: "solo", Name: "always"},
+		UID:             "uid-solo",
+		ResourceVersion: "1",
+		Selector:        "true",
+		Submit:          &model.Submit{TemplateRef: model.TemplateRef{Name: "shared-lint", ClusterScope: true}},
+	}
 }
