@@ -167,7 +167,7 @@ func (c *Client) ListWorkflowObjects(ctx context.Context, namespace string) ([]m
 // Workflows have names derived from the event, so a create that did reach
 // the API server finds AlreadyExists instead of making a second Workflow.
 //
-// The API server's own message goes to the sender, because it says what to
+// The API server's own message goes to the sender, because it names what to
 // fix ("already exists", "is invalid: metadata.name ...") and is about the
 // caller's own request. Other errors, such as a refused connection, name the
 // server's infrastructure and stay in the log.
@@ -203,7 +203,7 @@ func classify(operation string, err error) error {
 }
 
 // isConnectionError reports whether err means the API server could not be
-// reached or dropped the connection, as opposed to answering with an error.
+// reached or dropped the connection, as opposed to returning an error.
 func isConnectionError(err error) bool {
 	if utilnet.IsConnectionRefused(err) || utilnet.IsConnectionReset(err) || utilnet.IsProbableEOF(err) {
 		return true

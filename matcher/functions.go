@@ -10,7 +10,7 @@ import (
 // sprigFunctions are Sprig v3's generic functions, which expressions call as
 // sprig.<name>, as in Argo. env and expandenv are left out, because they
 // would expose the server's environment variables to every template author;
-// calling them is an error that says so. The map is built once and only
+// calling them returns an error that explains this. The map is built once and only
 // read.
 var sprigFunctions = func() map[string]any {
 	functions := make(map[string]any)

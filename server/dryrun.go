@@ -21,7 +21,7 @@ type DryRunResponse struct {
 	Resources []DryRunResult `json:"resources"`
 }
 
-// DryRunResult is what the event would do with one template or binding.
+// DryRunResult is the evaluation of an event against one template or binding.
 type DryRunResult struct {
 	Kind      model.Kind `json:"kind"`
 	Namespace string     `json:"namespace,omitempty"`
@@ -35,7 +35,7 @@ type DryRunResult struct {
 	Workflow any `json:"workflow,omitempty"`
 }
 
-// dryRun answers ?dryRun=All: the event went through the same admission as
+// dryRun handles ?dryRun=All: the event went through the same admission as
 // a real one, and is evaluated, with templates read as the caller, but
 // nothing is created or queued.
 func (s *Server) dryRun(w http.ResponseWriter, r *http.Request, ev model.Event) {

@@ -167,8 +167,8 @@ func FailureReason(err error) string {
 	return metrics.DispatchInternal
 }
 
-// failingSource is a TemplateSource that also knows which resources in scope
-// do not compile. *matcher.Catalog implements it.
+// failingSource is a TemplateSource that also lists the resources in scope
+// that do not compile. *matcher.Catalog implements it.
 type failingSource interface {
 	FailingInScope(namespace string, mayUse func(namespace string) bool) []*matcher.CompileError
 }
@@ -339,7 +339,7 @@ func (d *Dispatcher) newWorkflow(ev model.Event, program *matcher.Program, templ
 //
 // Retrying cannot create a second Workflow, because wf's name is derived
 // from the event and the resource: a create that reached the API server
-// before its answer was lost finds AlreadyExists on the retry. Such a
+// before its response was lost finds AlreadyExists on the retry. Such a
 // Workflow is read back, and when its event ID label is this event's, it is
 // the one this event created. Another Workflow of that name is a clash, an
 // error with code model.CodeAlreadyExists.
