@@ -8,10 +8,9 @@ import (
 )
 
 // sprigFunctions are Sprig v3's generic functions, which expressions call as
-// sprig.<name>, as in Argo. env and expandenv are left out, because they
-// would expose the server's environment variables to every template author;
-// calling them returns an error that explains this. The map is built once and only
-// read.
+// sprig.<name>, as in Argo. env and expandenv are replaced by functions that
+// return an error, because they would expose the server's environment
+// variables to every template author. The map is built once and only read.
 var sprigFunctions = func() map[string]any {
 	functions := make(map[string]any)
 	for name, function := range sprig.GenericFuncMap() {
