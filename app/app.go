@@ -46,6 +46,14 @@ type Config struct {
 	// NewEventID returns event IDs. Nil means random UUIDs, and tests set
 	// it to get stable IDs.
 	NewEventID func() string
+
+	// EventQueueDir, when set, makes the event queue durable: every event
+	// is written to a bbolt file in this directory before the request gets
+	// its 200, and the events an earlier run left there are processed
+	// before new ones are accepted. Empty keeps events in memory only. The
+	// synchronous mode queues nothing, so it only replays what an earlier
+	// run left.
+	EventQueueDir string
 }
 
 // ClusterConfig is the connection to a real API server and its review caches.
@@ -75,6 +83,8 @@ type App struct {
 
 	watcher  *kube.Watcher
 	recorder *kube.Recorder
+	store    *workers.BoltStore // nil without Config.EventQueueDir
+	logger   *slog.Logger
 	cancel   context.CancelFunc
 }
 
@@ -137,6 +147,9 @@ func NewCluster(cfg Config, cluster ClusterConfig) (*App, error) {
 }
 
 func newApp(cfg Config, parts components) (*App, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
 	catalog := matcher.NewCatalog(cfg.InstanceID, cfg.Logger)
 
 	// A nil *kube.Recorder must not become a non-nil interface value.
@@ -170,12 +183,22 @@ func newApp(cfg Config, parts components) (*App, error) {
 		Logger:     cfg.Logger,
 		Metrics:    cfg.Metrics,
 	}
-	pipeline, err := workers.NewPipeline(workers.Config{
+	pipelineConfig := workers.Config{
 		Size:    cfg.PipelineSize,
 		Workers: cfg.WorkerCount,
 		Logger:  cfg.Logger,
-	}, dispatcher)
+	}
+	var store *workers.BoltStore
+	if cfg.EventQueueDir != "" {
+		store, err = workers.OpenStore(cfg.EventQueueDir, cfg.Logger)
+		if err != nil {
+			return nil, err
+		}
+		pipelineConfig.Store = store
+	}
+	pipeline, err := workers.NewPipeline(pipelineConfig, dispatcher)
 	if err != nil {
+		closeStore(store, cfg.Logger)
 		return nil, fmt.Errorf("configure event pipeline: %w", err)
 	}
 
@@ -197,6 +220,7 @@ func newApp(cfg Config, parts components) (*App, error) {
 		NewEventID:     cfg.NewEventID,
 	})
 	if err != nil {
+		closeStore(store, cfg.Logger)
 		return nil, err
 	}
 
@@ -215,11 +239,16 @@ func newApp(cfg Config, parts components) (*App, error) {
 		Pipeline: pipeline,
 		Handler:  handler,
 		recorder: parts.recorder,
+		store:    store,
+		logger:   cfg.Logger,
 	}, nil
 }
 
-// Start starts the informers and the workers, and reports whether the
-// template and webhook-client caches synced before syncCtx was done.
+// Start starts the informers, waits until the template and webhook-client
+// caches have synced or syncCtx is done, and reports whether they synced.
+// It starts the workers only once they have, because an event processed
+// against a partial catalog misses templates, and the first events a
+// durable queue replays are processed at once.
 func (a *App) Start(syncCtx context.Context) bool {
 	// The informers and workers run on a context of their own, never a
 	// request's, until stop.
@@ -228,18 +257,35 @@ func (a *App) Start(syncCtx context.Context) bool {
 
 	a.watcher.Start(ctx)
 	a.Webhooks.Start(ctx)
+	if !a.watcher.WaitForSync(syncCtx) || !a.Webhooks.WaitForSync(syncCtx) {
+		return false
+	}
 	a.Pipeline.Start(ctx)
-	return a.watcher.WaitForSync(syncCtx) && a.Webhooks.WaitForSync(syncCtx)
+	return true
 }
 
-// Stop stops the informers, cancels whatever the workers still run, and
-// flushes the Event recorder.
+// Stop stops the informers, cancels whatever the workers still run, flushes
+// the Event recorder and closes the durable event queue. Events still in
+// the queue stay there for the next start.
 func (a *App) Stop() {
 	if a.cancel != nil {
 		a.cancel()
 	}
 	if a.recorder != nil {
 		a.recorder.Shutdown()
+	}
+	closeStore(a.store, a.logger)
+	a.store = nil
+}
+
+// closeStore closes store unless it is nil, and logs a failure, after which
+// the file may stay locked until the process exits.
+func closeStore(store *workers.BoltStore, logger *slog.Logger) {
+	if store == nil {
+		return
+	}
+	if err := store.Close(); err != nil {
+		logger.Error("event queue not closed", "error", err)
 	}
 }
 

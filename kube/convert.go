@@ -196,7 +196,9 @@ func WorkflowToObject(wf model.Workflow) *unstructured.Unstructured {
 	if wf.Name != "" {
 		metadata["name"] = wf.Name
 	}
-	if wf.GenerateName != "" {
+	// With a name, generateName would be ignored, and the API server's
+	// message for a name conflict would wrongly speak of generated names.
+	if wf.GenerateName != "" && wf.Name == "" {
 		metadata["generateName"] = wf.GenerateName
 	}
 	if len(wf.Labels) > 0 {

@@ -28,9 +28,11 @@ type Cluster interface {
 
 	CreateWorkflow(ctx context.Context, caller model.Identity, wf model.Workflow) (model.Workflow, error)
 
-	// GetWorkflow reads a Workflow, to tell a retried create of the same
-	// event from a name clash with another.
-	GetWorkflow(ctx context.Context, caller model.Identity, namespace, name string) (model.Workflow, error)
+	// GetWorkflow reads a Workflow with the server's own identity, to tell
+	// a retried create of the same event from a name clash with another.
+	// It does not act as the caller, who may create Workflows without being
+	// allowed to read them.
+	GetWorkflow(ctx context.Context, namespace, name string) (model.Workflow, error)
 }
 
 // FailureReporter makes a resource's failure for an event visible where the
@@ -358,7 +360,7 @@ func (d *Dispatcher) create(ctx context.Context, caller model.Identity, ev model
 	for attempt := 1; ; attempt++ {
 		created, err := d.Cluster.CreateWorkflow(ctx, caller, wf)
 		if model.ErrorCode(err) == model.CodeAlreadyExists && wf.Name != "" {
-			return d.existing(ctx, caller, ev, wf, err)
+			return d.existing(ctx, ev, wf, err)
 		}
 		if err == nil || model.ErrorCode(err) != model.CodeUnavailable || attempt >= backoff.Attempts {
 			return created, err
@@ -389,8 +391,8 @@ func (d *Dispatcher) create(ctx context.Context, caller model.Identity, ev model
 
 // existing resolves an AlreadyExists: the Workflow of that name is this
 // event's when it carries this event's ID.
-func (d *Dispatcher) existing(ctx context.Context, caller model.Identity, ev model.Event, wf model.Workflow, createErr error) (model.Workflow, error) {
-	found, err := d.Cluster.GetWorkflow(ctx, caller, wf.Namespace, wf.Name)
+func (d *Dispatcher) existing(ctx context.Context, ev model.Event, wf model.Workflow, createErr error) (model.Workflow, error) {
+	found, err := d.Cluster.GetWorkflow(ctx, wf.Namespace, wf.Name)
 	if err != nil {
 		return model.Workflow{}, errors.Join(createErr, err)
 	}

@@ -69,7 +69,7 @@ func (f *fakeCreator) CreateWorkflow(_ context.Context, caller model.Identity, w
 }
 
 // GetWorkflow returns the created Workflow of that name.
-func (f *fakeCreator) GetWorkflow(_ context.Context, _ model.Identity, namespace, name string) (model.Workflow, error) {
+func (f *fakeCreator) GetWorkflow(_ context.Context, namespace, name string) (model.Workflow, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for _, wf := range f.created {

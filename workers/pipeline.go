@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 
 	"github.com/wfevents/wfevents/model"
 )
@@ -59,6 +60,13 @@ type Config struct {
 	// Logger receives the pipeline's lifecycle messages and recovered
 	// panics. Nil discards them.
 	Logger *slog.Logger
+
+	// Store, when set, makes the pipeline durable. Enqueue returns only
+	// once the event is in Store, and a worker deletes the event once
+	// Process returns. NewPipeline loads the events that an earlier run
+	// left in Store, and the pipeline processes them before any new event.
+	// Nil keeps events in memory only. The pipeline never closes Store.
+	Store Store
 }
 
 // withDefaults returns cfg with its zero values replaced by the defaults, or
@@ -104,16 +112,38 @@ type Pipeline struct {
 	// nothing.
 	errFull *model.Error
 
-	// done is closed when every worker has returned.
+	// done is closed when every worker has returned and every deletion
+	// they started has finished.
 	done chan struct{}
 
-	// mu guards the fields below. Enqueue holds the read lock while it
-	// sends, so Shutdown cannot close queue under it.
-	mu      sync.RWMutex
-	started bool
-	closed  bool
-	ctx     context.Context // processing context, set by Start
-	cancel  context.CancelFunc
+	// deletions counts the goroutines that delete a processed event from
+	// the Store and then release its slot.
+	deletions sync.WaitGroup
+
+	// store is Config.Store, nil when events are kept in memory only.
+	store Store
+
+	// backlog contains the stored events of an earlier run that did not
+	// fit in the queue at construction, in receive order. The replay
+	// goroutine that Start runs queues them as slots free up, and closes
+	// replayDone when it returns. unqueued counts the backlog events not
+	// queued yet.
+	backlog    []model.Event
+	unqueued   atomic.Int64
+	replayDone chan struct{}
+
+	// closing is closed by Shutdown, so the replay goroutine stops waiting
+	// for a slot.
+	closing chan struct{}
+
+	// mu guards the fields below. Enqueue and the replay goroutine hold the
+	// read lock while they send, so Shutdown cannot close queue under them.
+	mu        sync.RWMutex
+	started   bool
+	closed    bool
+	replaying bool            // backlog events remain unqueued
+	ctx       context.Context // processing context, set by Start
+	cancel    context.CancelFunc
 }
 
 // NewPipeline returns a pipeline that passes events to proc. Call
@@ -127,7 +157,7 @@ func NewPipeline(cfg Config, proc Processor) (*Pipeline, error) {
 		return nil, errors.New("invalid pipeline processor: must not be nil")
 	}
 
-	return &Pipeline{
+	p := &Pipeline{
 		proc:    proc,
 		log:     cfg.Logger,
 		workers: cfg.Workers,
@@ -138,8 +168,47 @@ func NewPipeline(cfg Config, proc Processor) (*Pipeline, error) {
 			Message: fmt.Sprintf("event pipeline is full with %d events; retry later", cfg.Size),
 			Err:     ErrFull,
 		},
-		done: make(chan struct{}),
-	}, nil
+		done:       make(chan struct{}),
+		store:      cfg.Store,
+		replayDone: make(chan struct{}),
+		closing:    make(chan struct{}),
+	}
+	if err := p.loadStored(); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// loadStored queues the events an earlier run left in the store, as many
+// as fit, and keeps the rest as the backlog for Start to replay.
+//
+// NOTE: the backlog is held in memory. It is at most the pipeline size of
+// the run that left it, because every stored event held a slot then.
+func (p *Pipeline) loadStored() error {
+	if p.store == nil {
+		close(p.replayDone)
+		return nil
+	}
+	stored, err := p.store.Pending()
+	if err != nil {
+		return fmt.Errorf("load the events left in the event queue: %w", err)
+	}
+
+	queued := min(len(stored), cap(p.queue))
+	for _, ev := range stored[:queued] {
+		p.slots <- struct{}{}
+		p.queue <- ev
+	}
+	p.backlog = stored[queued:]
+	p.unqueued.Store(int64(len(p.backlog)))
+	p.replaying = len(p.backlog) > 0
+	if !p.replaying {
+		close(p.replayDone)
+	}
+	if len(stored) > 0 {
+		p.log.Info("replaying events left in the event queue", "events", len(stored), "queued", queued, "backlog", len(p.backlog))
+	}
+	return nil
 }
 
 // Start starts the workers. Every Process call gets a context derived from
@@ -165,10 +234,49 @@ func (p *Pipeline) Start(ctx context.Context) {
 		wg.Go(p.work)
 	}
 	go func() {
+		// Workers start deletions, so every deletions.Add happens before
+		// this Wait.
 		wg.Wait()
+		p.deletions.Wait()
 		close(p.done)
 	}()
-	p.log.Info("event workers started", "workers", p.workers, "pipeline_size", cap(p.slots))
+	if p.replaying {
+		go p.replay()
+	}
+	p.log.Info("event workers started", "workers", p.workers, "pipeline_size", cap(p.slots), "durable", p.store != nil)
+}
+
+// replay queues the backlog in order, each event as soon as a slot is
+// free, then opens intake. It returns early when Shutdown is called or the
+// processing context is cancelled, and the events it did not queue stay in
+// the store.
+func (p *Pipeline) replay() {
+	defer close(p.replayDone)
+	for _, ev := range p.backlog {
+		select {
+		case p.slots <- struct{}{}:
+		case <-p.closing:
+			return
+		case <-p.ctx.Done():
+			return
+		}
+
+		p.mu.RLock()
+		if p.closed {
+			p.mu.RUnlock()
+			<-p.slots
+			return
+		}
+		p.queue <- ev
+		p.unqueued.Add(-1)
+		p.mu.RUnlock()
+	}
+
+	p.mu.Lock()
+	p.replaying = false
+	p.backlog = nil
+	p.mu.Unlock()
+	p.log.Info("replayed the events left in the event queue; accepting new events")
 }
 
 // Enqueue adds ev to the pipeline and returns without waiting for it to be
@@ -176,18 +284,36 @@ func (p *Pipeline) Start(ctx context.Context) {
 // *model.Error with code CodeUnavailable that wraps [ErrFull], and after
 // Shutdown it returns [ErrShuttingDown].
 //
+// With a Store, Enqueue takes a slot first, so a full pipeline rejects at
+// once without writing, and then returns only once the event is stored. A
+// failed write is a CodeUnavailable error that wraps the cause. While
+// events from an earlier run remain to be replayed, Enqueue rejects every
+// event as full, so the older events go first.
+//
 // Events enqueued before Start wait for the workers.
 func (p *Pipeline) Enqueue(ev model.Event) error {
+	// Shutdown waits for the read lock, so it waits for a write in
+	// progress and the write's event is queued or rejected, never lost.
 	p.mu.RLock()
 	defer p.mu.RUnlock()
 	if p.closed {
 		return ErrShuttingDown
+	}
+	if p.replaying {
+		return p.errFull
 	}
 
 	select {
 	case p.slots <- struct{}{}:
 	default:
 		return p.errFull
+	}
+	if p.store != nil {
+		if err := p.store.Put(ev); err != nil {
+			<-p.slots
+			p.log.Error("event not stored in the event queue", "event_id", ev.ID, "namespace", ev.Namespace, "error", err)
+			return &model.Error{Code: model.CodeUnavailable, Message: "event could not be stored; retry later", Err: err}
+		}
 	}
 	p.queue <- ev
 	return nil
@@ -208,6 +334,13 @@ func (p *Pipeline) Enqueue(ev model.Event) error {
 // counts as left. If the context given to Start was cancelled, the events the
 // workers abandoned count as left and err is that context's cause. Calls
 // after the first return an error.
+//
+// With a Store, the events left stay in it for the next run, and so do the
+// events of an earlier run that were not replayed yet, which also count as
+// left. Shutdown logs how many there are instead of each event as dropped.
+//
+// NOTE: Shutdown waits for Enqueue calls that are writing to the Store
+// before it checks ctx, so a disk that stops responding delays it.
 func (p *Pipeline) Shutdown(ctx context.Context) (left int, err error) {
 	p.mu.Lock()
 	if p.closed {
@@ -215,24 +348,35 @@ func (p *Pipeline) Shutdown(ctx context.Context) (left int, err error) {
 		return 0, errShutdownCalled
 	}
 	p.closed = true
+	close(p.closing)
 	close(p.queue)
 	started := p.started
 	p.mu.Unlock()
 
+	// Once closed is set, the replay goroutine queues nothing more and
+	// returns at once, so unqueued stays fixed from here on.
+	if started {
+		<-p.replayDone
+	}
+	unqueued := int(p.unqueued.Load())
+
 	if !started {
-		left = p.Depth()
+		left = p.Depth() + unqueued
 		p.log.Info("event pipeline shut down before start", "left", left)
+		p.reportStored(left)
 		return left, nil
 	}
 
-	p.log.Info("draining event pipeline", "held", p.Depth())
+	p.log.Info("draining event pipeline", "held", p.Depth(), "unqueued", unqueued)
 	select {
 	case <-p.done:
-		return p.drained()
+		left, err = p.drained()
+		p.reportStored(left + unqueued)
+		return left + unqueued, err
 	case <-ctx.Done():
 		// Count before cancelling, because a cancelled Process call returns
 		// and releases its slot without having finished its work.
-		left = p.Depth()
+		left = p.Depth() + unqueued
 		p.cancel()
 		p.log.Warn("event pipeline shutdown timed out: raise the drain timeout to finish more events", "left", left, "error", ctx.Err())
 
@@ -241,7 +385,15 @@ func (p *Pipeline) Shutdown(ctx context.Context) (left int, err error) {
 		for ev := range p.queue {
 			p.dropped(ev)
 		}
+		p.reportStored(left)
 		return left, ctx.Err()
+	}
+}
+
+// reportStored logs how many events a shutdown left in the Store.
+func (p *Pipeline) reportStored(left int) {
+	if p.store != nil && left > 0 {
+		p.log.Info("events left in the event queue for the next start", "left_on_disk", left)
 	}
 }
 
@@ -294,23 +446,67 @@ func (p *Pipeline) work() {
 	}
 }
 
-// dropped logs an accepted event that will never be processed.
+// dropped logs an accepted event that will not be processed in this run.
+// With a Store the next start processes it, so it is not lost.
 func (p *Pipeline) dropped(ev model.Event) {
+	if p.store != nil {
+		p.log.Debug("event left in the event queue for the next start", "event_id", ev.ID, "namespace", ev.Namespace)
+		return
+	}
 	p.log.Warn("event dropped unprocessed", "event_id", ev.ID, "namespace", ev.Namespace)
 }
 
 // Accepting reports whether Enqueue may accept events: the workers are
-// started and Shutdown was not called.
+// started, Shutdown was not called, and no event of an earlier run remains
+// to be replayed.
 func (p *Pipeline) Accepting() bool {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
-	return p.started && !p.closed
+	return p.started && !p.closed && !p.replaying
 }
 
-// process runs the processor on ev and then releases ev's slot. It recovers
-// a panic, so one bad event neither stops a worker nor leaks a slot.
+// process runs the processor on ev and releases ev's slot. With a Store,
+// a goroutine of its own deletes ev and then releases the slot. The worker
+// then takes its next event without waiting for the disk, and concurrent
+// deletions share a commit. Because the slot goes last, the Store never
+// contains more unfinished events of this run than the pipeline size.
 func (p *Pipeline) process(ev model.Event) {
-	defer func() { <-p.slots }()
+	handOver := false
+	defer func() {
+		if !handOver {
+			<-p.slots
+		}
+	}()
+
+	p.run(ev)
+	if p.store == nil {
+		return
+	}
+	cancelled := p.ctx.Err() != nil
+	handOver = true
+	p.deletions.Go(func() {
+		defer func() { <-p.slots }()
+		p.finish(ev, cancelled)
+	})
+}
+
+// finish deletes a processed event from the Store. An event whose Process
+// call returned after the processing context was cancelled may be half
+// done, so it stays in the Store and the next start processes it again.
+func (p *Pipeline) finish(ev model.Event, cancelled bool) {
+	if cancelled {
+		p.log.Info("event processing cancelled; the event stays in the event queue for the next start", "event_id", ev.ID, "namespace", ev.Namespace)
+		return
+	}
+	if err := p.store.Delete(ev); err != nil {
+		p.log.Error("processed event not deleted from the event queue; the next start processes it again", "event_id", ev.ID, "namespace", ev.Namespace, "error", err)
+	}
+}
+
+// run runs the processor on ev. It recovers a panic, so one bad event
+// neither stops a worker nor leaks its slot. A Store then deletes the event
+// like any processed one, because replaying it would panic again.
+func (p *Pipeline) run(ev model.Event) {
 	defer func() {
 		if r := recover(); r != nil {
 			p.log.Error("event processing panicked",

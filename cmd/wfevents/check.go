@@ -867,7 +867,7 @@ func evaluateCheckEvent(ctx context.Context, event model.Event, instanceID strin
 type fileCluster map[model.ResourceRef]model.Template
 
 // GetWorkflow is never called, because check creates nothing.
-func (c fileCluster) GetWorkflow(context.Context, model.Identity, string, string) (model.Workflow, error) {
+func (c fileCluster) GetWorkflow(context.Context, string, string) (model.Workflow, error) {
 	return model.Workflow{}, model.Errorf(model.CodeUnimplemented, "check creates no workflows")
 }
 

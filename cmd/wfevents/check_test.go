@@ -140,7 +140,7 @@ func TestCheckEventFromStdin(t *testing.T) {
 		"--event", "-", "--header", "X-Argo-E2E=true", "../../fixtures/cluster/event-consumer.yaml")
 
 	require.NoError(t, err)
-	assert.Contains(t, stdout, "generateName: event-consumer-\n")
+	assert.Regexp(t, `\n  name: event-consumer-[a-z2-7]{10}\n`, stdout)
 	assert.Contains(t, stdout, "- name: message\n      value: hello events\n")
 	assert.Contains(t, stderr, "the event matched 1 resource and would create 1 Workflow")
 }

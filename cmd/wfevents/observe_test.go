@@ -149,7 +149,6 @@ func TestDryRunCreatesNothing(t *testing.T) {
 		"apiVersion": "argoproj.io/v1alpha1",
 		"kind": "Workflow",
 		"metadata": {
-			"generateName": "event-consumer-",
 			"name": "event-consumer-ebnagy4mc3",
 			"namespace": "argo",
 			"labels": {

@@ -49,6 +49,7 @@ type serveOptions struct {
 	metricsByNamespace bool
 	reviewTTL          time.Duration
 	reviewSize         int
+	eventQueueDir      string
 }
 
 func parseServeFlags(args []string, stderr io.Writer) (serveOptions, error) {
@@ -68,8 +69,9 @@ func parseServeFlags(args []string, stderr io.Writer) (serveOptions, error) {
 	flags.BoolVar(&opts.asyncDispatch, "event-async-dispatch", true, "answer at once and create Workflows in the background; false makes each request wait for its Workflows and list them, Argo's synchronous mode")
 	flags.DurationVar(&opts.dispatchTimeout, "event-dispatch-timeout", server.DefaultSyncTimeout, "with --event-async-dispatch=false, how long a request may wait for its Workflows")
 	flags.IntVar(&opts.workerCount, "event-worker-count", workers.DefaultWorkers, "workers that process events")
+	flags.StringVar(&opts.eventQueueDir, "event-queue-dir", "", "`directory` of the durable event queue: each event is written there with fsync before its 200, and a restart, even after a crash, processes the events left there before accepting new ones; empty keeps events in memory only")
 	flags.StringVar(&opts.instanceID, "instance-id", "", "use only resources labelled workflows.argoproj.io/controller-instanceid=`id`, and label created Workflows with it")
-	flags.DurationVar(&opts.drainTimeout, "drain-timeout", 30*time.Second, "on SIGTERM or SIGINT, how long to wait for queued events to finish; events left after it are dropped and logged")
+	flags.DurationVar(&opts.drainTimeout, "drain-timeout", 30*time.Second, "on SIGTERM or SIGINT, how long to wait for queued events to finish; events left after it are dropped and logged, or with --event-queue-dir kept for the next start")
 	flags.DurationVar(&opts.syncTimeout, "sync-timeout", time.Minute, "how long to wait at start for the template caches to sync")
 	flags.TextVar(&opts.logLevel, "log-level", slog.LevelInfo, "log `level`: debug, info, warn or error")
 	flags.StringVar(&opts.logFormat, "log-format", "text", "log `format`: text or json")
@@ -112,6 +114,8 @@ func (opts serveOptions) validate() error {
 		return fmt.Errorf("invalid --review-cache-ttl %s: must be positive", opts.reviewTTL)
 	case opts.reviewSize <= 0:
 		return fmt.Errorf("invalid --review-cache-size %d: must be positive", opts.reviewSize)
+	case opts.eventQueueDir != "" && !opts.asyncDispatch:
+		return fmt.Errorf("invalid --event-queue-dir %q with --event-async-dispatch=false: synchronous dispatch responds with the created Workflows and queues nothing, so drop one of the two", opts.eventQueueDir)
 	}
 	return nil
 }
@@ -142,14 +146,15 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) error {
 
 	// Assemble the components for the mode and wait for the template caches.
 	cfg := app.Config{
-		MaxBodyBytes: opts.maxBodyBytes,
-		PipelineSize: opts.pipelineSize,
-		WorkerCount:  opts.workerCount,
-		InstanceID:   opts.instanceID,
-		Logger:       logger,
-		Metrics:      metrics.New(metrics.Config{NamespaceLabel: opts.metricsByNamespace}),
-		SyncDispatch: !opts.asyncDispatch,
-		SyncTimeout:  opts.dispatchTimeout,
+		MaxBodyBytes:  opts.maxBodyBytes,
+		PipelineSize:  opts.pipelineSize,
+		WorkerCount:   opts.workerCount,
+		InstanceID:    opts.instanceID,
+		Logger:        logger,
+		Metrics:       metrics.New(metrics.Config{NamespaceLabel: opts.metricsByNamespace}),
+		SyncDispatch:  !opts.asyncDispatch,
+		SyncTimeout:   opts.dispatchTimeout,
+		EventQueueDir: opts.eventQueueDir,
 	}
 	running, mode, err := buildApp(cfg, opts)
 	if err != nil {
@@ -181,7 +186,8 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) error {
 	go func() { serveErr <- httpServer.Serve(listener) }()
 	logger.Info("listening", "addr", listener.Addr().String(), "mode", mode,
 		"event_pipeline_size", opts.pipelineSize, "event_worker_count", opts.workerCount,
-		"max_body_bytes", opts.maxBodyBytes, "event_async_dispatch", opts.asyncDispatch, "instance_id", opts.instanceID)
+		"max_body_bytes", opts.maxBodyBytes, "event_async_dispatch", opts.asyncDispatch, "instance_id", opts.instanceID,
+		"event_queue_dir", opts.eventQueueDir)
 
 	select {
 	case <-ctx.Done():
@@ -204,7 +210,9 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) error {
 		_ = httpServer.Close()
 	}
 	logger.Info("stopped", "events_left", left)
-	if drainErr != nil {
+	// A durable queue keeps the events left for the next start, so a drain
+	// that ran out of time lost nothing.
+	if drainErr != nil && opts.eventQueueDir == "" {
 		return fmt.Errorf("drain events: %d left unprocessed: %w", left, drainErr)
 	}
 	return nil

@@ -275,7 +275,11 @@ func TestClusterWebhookSignedDelivery(t *testing.T) {
 	}, clusterWait, 20*time.Millisecond, "the Secret update did not reach the store")
 	status, body = postEvent(t, eventsURL, githubPushHeaders("first-secret", pushBody), bytes.NewReader(pushBody))
 	assert.Equal(t, http.StatusUnauthorized, status, body)
-	status, body = postEvent(t, eventsURL, githubPushHeaders("second-secret", pushBody), bytes.NewReader(pushBody))
+	// A new delivery: with the first one's delivery ID it would be a
+	// redelivery, which creates nothing new.
+	second := githubPushHeaders("second-secret", pushBody)
+	second["X-GitHub-Delivery"] = "5e1b3c2a-0d4f-4a6b-8c7d-9e0f1a2b3c4d"
+	status, body = postEvent(t, eventsURL, second, bytes.NewReader(pushBody))
 	assert.Equal(t, http.StatusOK, status, body)
 	c.waitForWorkflows(t, namespace, 2)
 }
