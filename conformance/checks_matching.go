@@ -163,8 +163,8 @@ func workflowShapeProblem(wf *unstructured.Unstructured, namespace, template str
 		return fmt.Sprintf("apiVersion %q and kind %q, want %s Workflow", wf.GetAPIVersion(), wf.GetKind(), apiVersion)
 	case wf.GetNamespace() != namespace:
 		return fmt.Sprintf("namespace %q, want %q", wf.GetNamespace(), namespace)
-	case wf.GetGenerateName() != template+"-":
-		return fmt.Sprintf("generateName %q, want %q", wf.GetGenerateName(), template+"-")
+	case !namedAfter(wf, template):
+		return fmt.Sprintf("name %q and generateName %q, want either to start with %q", wf.GetName(), wf.GetGenerateName(), template+"-")
 	case ref["name"] != template || clusterScope:
 		return fmt.Sprintf("spec.workflowTemplateRef %v, want name %s and no clusterScope", ref, template)
 	case wf.GetLabels()[templateLabel] != template:
@@ -332,4 +332,13 @@ func checkDryRun(ctx context.Context, r *run) error {
 			describe(sent), len(created), describe(event.req))
 	}
 	return nil
+}
+
+// namedAfter reports whether the Workflow's name, or its generateName when
+// the server left the name to the API server, starts with template and a
+// dash. Argo's server sends generateName; wfevents sends a name derived
+// from the event, so a retry cannot create a second Workflow.
+func namedAfter(wf *unstructured.Unstructured, template string) bool {
+	prefix := template + "-"
+	return strings.HasPrefix(wf.GetName(), prefix) || wf.GetGenerateName() == prefix
 }
