@@ -187,6 +187,7 @@ func newApp(cfg Config, parts components) (*App, error) {
 		Size:    cfg.PipelineSize,
 		Workers: cfg.WorkerCount,
 		Logger:  cfg.Logger,
+		Metrics: cfg.Metrics,
 	}
 	var store *workers.BoltStore
 	if cfg.EventQueueDir != "" {

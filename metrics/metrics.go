@@ -59,6 +59,7 @@ type Metrics struct {
 	created          *prometheus.CounterVec
 	dispatchErrors   *prometheus.CounterVec
 	signatureFailure *prometheus.CounterVec
+	panics           prometheus.Counter
 }
 
 // New returns Metrics registered on a registry of their own, together with
@@ -104,12 +105,16 @@ func New(cfg Config) *Metrics {
 			Name: "wfevents_webhook_signature_failures_total",
 			Help: "Webhook deliveries without an Authorization header whose signature did not verify, by the provider their headers name.",
 		}, []string{"provider"}),
+		panics: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "wfevents_worker_panics_total",
+			Help: "Events whose processing panicked; the worker recovered and went on.",
+		}),
 	}
 	m.registry.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.received, m.accepted, m.rejected, m.processed, m.processingTime,
-		m.matches, m.created, m.dispatchErrors, m.signatureFailure,
+		m.matches, m.created, m.dispatchErrors, m.signatureFailure, m.panics,
 	)
 	return m
 }
@@ -191,5 +196,12 @@ func (m *Metrics) DispatchFailed(reason string) {
 func (m *Metrics) SignatureFailed(provider string) {
 	if m != nil {
 		m.signatureFailure.WithLabelValues(provider).Inc()
+	}
+}
+
+// WorkerPanicked counts an event whose processing panicked.
+func (m *Metrics) WorkerPanicked() {
+	if m != nil {
+		m.panics.Inc()
 	}
 }

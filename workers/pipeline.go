@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/wfevents/wfevents/metrics"
 	"github.com/wfevents/wfevents/model"
 )
 
@@ -67,6 +68,9 @@ type Config struct {
 	// left in Store, and the pipeline processes them before any new event.
 	// Nil keeps events in memory only. The pipeline never closes Store.
 	Store Store
+
+	// Metrics counts recovered panics. Nil counts nothing.
+	Metrics *metrics.Metrics
 }
 
 // withDefaults returns cfg with its zero values replaced by the defaults, or
@@ -97,6 +101,7 @@ func (cfg Config) withDefaults() (Config, error) {
 type Pipeline struct {
 	proc    Processor
 	log     *slog.Logger
+	metrics *metrics.Metrics
 	workers int
 
 	// slots is a semaphore with one token per held event. Enqueue takes a
@@ -160,6 +165,7 @@ func NewPipeline(cfg Config, proc Processor) (*Pipeline, error) {
 	p := &Pipeline{
 		proc:    proc,
 		log:     cfg.Logger,
+		metrics: cfg.Metrics,
 		workers: cfg.Workers,
 		slots:   make(chan struct{}, cfg.Size),
 		queue:   make(chan model.Event, cfg.Size),
@@ -509,6 +515,7 @@ func (p *Pipeline) finish(ev model.Event, cancelled bool) {
 func (p *Pipeline) run(ev model.Event) {
 	defer func() {
 		if r := recover(); r != nil {
+			p.metrics.WorkerPanicked()
 			p.log.Error("event processing panicked",
 				slog.String("event_id", ev.ID),
 				slog.Any("panic", r),

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http/httptest"
 	"sync"
 	"testing"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"pgregory.net/rapid"
 
+	"github.com/wfevents/wfevents/metrics"
 	"github.com/wfevents/wfevents/model"
 )
 
@@ -370,7 +372,8 @@ func TestProcessPanicReleasesSlot(t *testing.T) {
 		}
 		processed <- ev.ID
 	})
-	p := startPipeline(t, Config{Size: 1, Workers: 1, Logger: testLogger(t, &logs)}, proc)
+	counters := metrics.New(metrics.Config{})
+	p := startPipeline(t, Config{Size: 1, Workers: 1, Logger: testLogger(t, &logs), Metrics: counters}, proc)
 
 	require.NoError(t, p.Enqueue(model.Event{ID: "bad"}))
 	require.Eventually(t, func() bool { return p.Depth() == 0 }, waitTimeout, time.Millisecond, "the panicking event must release its slot")
@@ -384,6 +387,9 @@ func TestProcessPanicReleasesSlot(t *testing.T) {
 	}
 	assert.Contains(t, logs.String(), "event_id=bad")
 	assert.Contains(t, logs.String(), `panic="bad event"`)
+	rec := httptest.NewRecorder()
+	counters.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	assert.Contains(t, rec.Body.String(), "wfevents_worker_panics_total 1", "the panic is counted")
 }
 
 func TestEnqueueConcurrentWithShutdown(t *testing.T) {

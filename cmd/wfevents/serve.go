@@ -72,6 +72,7 @@ func parseServeFlags(args []string, stderr io.Writer) (serveOptions, error) {
 	flags.StringVar(&opts.eventQueueDir, "event-queue-dir", "", "`directory` of the durable event queue: each event is written there with fsync before its 200, and a restart, even after a crash, processes the events left there before accepting new ones; empty keeps events in memory only")
 	flags.StringVar(&opts.instanceID, "instance-id", "", "use only resources labelled workflows.argoproj.io/controller-instanceid=`id`, and label created Workflows with it")
 	flags.DurationVar(&opts.drainTimeout, "drain-timeout", 30*time.Second, "on SIGTERM or SIGINT, how long to wait for queued events to finish; events left after it are dropped and logged, or with --event-queue-dir kept for the next start")
+	flags.DurationVar(&opts.drainTimeout, "shutdown-timeout", 30*time.Second, "alias of --drain-timeout; when both are given, the last wins")
 	flags.DurationVar(&opts.syncTimeout, "sync-timeout", time.Minute, "how long to wait at start for the template caches to sync")
 	flags.TextVar(&opts.logLevel, "log-level", slog.LevelInfo, "log `level`: debug, info, warn or error")
 	flags.StringVar(&opts.logFormat, "log-format", "text", "log `format`: text or json")
