@@ -179,9 +179,13 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) error {
 	httpServer := &http.Server{
 		Handler:           running.Handler,
 		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       readTimeout,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+		// Webhook senders send a few KiB of headers; 64 KiB leaves room
+		// for large tokens and bounds what a client can make the server
+		// hold before the handler runs.
+		MaxHeaderBytes: 64 << 10,
+		ReadTimeout:    readTimeout,
+		IdleTimeout:    2 * time.Minute,
+		ErrorLog:       slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- httpServer.Serve(listener) }()
