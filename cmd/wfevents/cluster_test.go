@@ -513,8 +513,7 @@ func TestClusterServiceAccountCreatesWorkflow(t *testing.T) {
 	workflows := c.waitForWorkflows(t, namespace, 1)
 	waitForIdle(t, a)
 	wf := workflows[0]
-	assert.Equal(t, "event-consumer-", wf.GetGenerateName())
-	assert.True(t, strings.HasPrefix(wf.GetName(), "event-consumer-"), "name %q has no generated suffix", wf.GetName())
+	assert.Regexp(t, `^event-consumer-[a-z2-7]{10}$`, wf.GetName(), "the name is derived from the event")
 
 	templateRef, _, err := unstructured.NestedMap(wf.Object, "spec", "workflowTemplateRef")
 	require.NoError(t, err)
@@ -784,9 +783,8 @@ type userInfo struct {
 }
 
 // workflowCreates returns the audit log's completed Workflow creates in
-// namespace. They are matched by namespace alone, because objectRef.name is
-// empty for a create with generateName at level Metadata. A line that is not
-// JSON, such as one kube-apiserver is still writing, is an error.
+// namespace, matched by namespace alone. A line that is not JSON, such as
+// one kube-apiserver is still writing, is an error.
 func workflowCreates(namespace string) ([]auditEvent, error) {
 	file, err := os.Open(shared.auditLog)
 	if err != nil {
