@@ -11,7 +11,7 @@ MOCKERY_VERSION := v2.53.7
 
 .PHONY: help
 help: ## List the targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-13s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .PHONY: run
 run: ## Start the server on an embedded cluster seeded from fixtures/ (ADDR=host:port, ARGS=more flags)
@@ -57,3 +57,28 @@ mocks: ## Regenerate server/mocks with mockery $(MOCKERY_VERSION)
 	GOBIN=$(TOOLS_BIN) GOFLAGS=-mod=mod $(GO) install github.com/vektra/mockery/v2@$(MOCKERY_VERSION)
 	rm -f server/mocks/*.go
 	$(TOOLS_BIN)/mockery --config .mockery.yaml
+
+LOAD_DIR ?= build/load
+# STORM_RATE is ten times the rate that the capacity run below sustains:
+# 4 workers with a 10ms Workflow create keep up with about 400 events/s.
+STORM_RATE ?= 4000
+
+.PHONY: load
+load: ## Run the load scenarios limit and a short capacity search in-process, reports in build/load/
+	$(GO) build -o $(LOAD_DIR)/wfevents ./cmd/wfevents
+	$(LOAD_DIR)/wfevents load limit --json $(LOAD_DIR)/limit.json --plot $(LOAD_DIR)/limit.html
+	$(LOAD_DIR)/wfevents load capacity --api-latency 10ms --duration 30s --json $(LOAD_DIR)/capacity.json --plot $(LOAD_DIR)/capacity.html
+
+.PHONY: bench-report
+bench-report: ## Measure the figures of docs/benchmarks.md and print them for pasting (about 5 minutes)
+	@mkdir -p $(LOAD_DIR)
+	@echo "== machine before"; nproc; uptime; top -bn1 | sed -n '7,12p'
+	$(GO) build -o $(LOAD_DIR)/wfevents ./cmd/wfevents
+	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./server ./matcher ./workers | tee $(LOAD_DIR)/bench.txt
+	$(LOAD_DIR)/wfevents load rate --handler noop --rate 0 --max-workers 8 --max-requests 200000 --json $(LOAD_DIR)/noop-unpaced.json
+	$(LOAD_DIR)/wfevents load rate --namespace bench --rate 0 --max-workers 8 --max-requests 200000 --json $(LOAD_DIR)/admission-unpaced.json
+	$(LOAD_DIR)/wfevents load rate --rate 1000 --json $(LOAD_DIR)/rate-1000.json --plot $(LOAD_DIR)/rate-1000.html
+	$(LOAD_DIR)/wfevents load capacity --api-latency 10ms --step-duration 5s --duration 90s --json $(LOAD_DIR)/capacity.json --plot $(LOAD_DIR)/capacity.html
+	$(LOAD_DIR)/wfevents load rate --api-latency 10ms --rate $(STORM_RATE) --json $(LOAD_DIR)/storm.json --plot $(LOAD_DIR)/storm.html
+	$(LOAD_DIR)/wfevents load limit --json $(LOAD_DIR)/limit.json --plot $(LOAD_DIR)/limit.html
+	@echo "== machine after"; uptime

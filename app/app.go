@@ -54,6 +54,12 @@ type Config struct {
 	// synchronous mode queues nothing, so it only replays what an earlier
 	// run left.
 	EventQueueDir string
+
+	// DiscardFakeActions makes the embedded cluster forget the API calls it
+	// records, once a minute. client-go's fake keeps a copy of every call
+	// for tests to inspect, which a long-running embedded server would
+	// otherwise accumulate without bound.
+	DiscardFakeActions bool
 }
 
 // ClusterConfig is the connection to a real API server and its review caches.
@@ -86,6 +92,8 @@ type App struct {
 	store    *workers.BoltStore // nil without Config.EventQueueDir
 	logger   *slog.Logger
 	cancel   context.CancelFunc
+
+	discardFakeActions bool
 }
 
 // components are the parts that differ between the embedded and the cluster mode.
@@ -242,6 +250,8 @@ func newApp(cfg Config, parts components) (*App, error) {
 		recorder: parts.recorder,
 		store:    store,
 		logger:   cfg.Logger,
+
+		discardFakeActions: cfg.DiscardFakeActions,
 	}, nil
 }
 
@@ -262,7 +272,25 @@ func (a *App) Start(syncCtx context.Context) bool {
 		return false
 	}
 	a.Pipeline.Start(ctx)
+	if a.Fake != nil && a.discardFakeActions {
+		go a.discardActions(ctx)
+	}
 	return true
+}
+
+// discardActions clears the embedded cluster's record of API calls once a
+// minute until ctx is done.
+func (a *App) discardActions(ctx context.Context) {
+	ticker := time.NewTicker(time.Minute)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C:
+			a.Fake.ClearActions()
+		}
+	}
 }
 
 // Stop stops the informers, cancels whatever the workers still run, flushes

@@ -5,6 +5,7 @@
 //	wfevents serve [flags]
 //	wfevents check [flags] FILE|DIR ...
 //	wfevents conformance [flags]
+//	wfevents load SCENARIO [flags]
 //
 // Run "wfevents COMMAND -h" for the flags of each.
 package main
@@ -61,6 +62,7 @@ Usage:
   wfevents serve [flags]            start the events server
   wfevents check [flags] PATH ...   check templates and bindings in files, or try an event on them
   wfevents conformance [flags]      run the contract's checks against a running server
+  wfevents load SCENARIO [flags]    measure the events endpoint under load: limit, capacity or rate
 
 Run "wfevents COMMAND -h" for the flags of each.
 `
@@ -79,6 +81,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runCheck(ctx, args[1:], stdout, stderr)
 	case "conformance":
 		return runConformance(ctx, args[1:], stdout, stderr)
+	case "load":
+		return runLoad(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

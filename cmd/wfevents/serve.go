@@ -147,15 +147,17 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) error {
 
 	// Assemble the components for the mode and wait for the template caches.
 	cfg := app.Config{
-		MaxBodyBytes:  opts.maxBodyBytes,
-		PipelineSize:  opts.pipelineSize,
-		WorkerCount:   opts.workerCount,
-		InstanceID:    opts.instanceID,
-		Logger:        logger,
-		Metrics:       metrics.New(metrics.Config{NamespaceLabel: opts.metricsByNamespace}),
-		SyncDispatch:  !opts.asyncDispatch,
-		SyncTimeout:   opts.dispatchTimeout,
-		EventQueueDir: opts.eventQueueDir,
+		MaxBodyBytes: opts.maxBodyBytes,
+		PipelineSize: opts.pipelineSize,
+		WorkerCount:  opts.workerCount,
+		InstanceID:   opts.instanceID,
+		Logger:       logger,
+		Metrics:      metrics.New(metrics.Config{NamespaceLabel: opts.metricsByNamespace}),
+		SyncDispatch: !opts.asyncDispatch,
+		// A long-running embedded server must not keep every API call.
+		DiscardFakeActions: true,
+		SyncTimeout:        opts.dispatchTimeout,
+		EventQueueDir:      opts.eventQueueDir,
 	}
 	running, mode, err := buildApp(cfg, opts)
 	if err != nil {
