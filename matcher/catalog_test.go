@@ -407,7 +407,7 @@ type catalogModel struct {
 }
 
 // upsert applies t and reports whether Upsert must return an error: only when
-// it compiles a version that fails, not when it skips a version it knows.
+// it compiles a version that fails, not when it skips a version it has seen.
 func (m *catalogModel) upsert(t model.Template, instanceID string, compiles bool) (wantErr bool) {
 	label, labelled := t.Labels[model.LabelInstanceID]
 	sameInstance := !labelled

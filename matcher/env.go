@@ -31,7 +31,7 @@ type Env struct {
 
 // secretHeaders are headers that carry webhook secrets or signatures. They
 // start with "x-" but must never reach an expression, because an expression
-// result can end up in a Workflow parameter that anyone with read access sees.
+// result can end up in a Workflow parameter that anyone with read access can read.
 var secretHeaders = map[string]bool{
 	"x-gitlab-token":      true,
 	"x-hook-uuid":         true,

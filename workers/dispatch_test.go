@@ -482,7 +482,7 @@ func TestDispatchNamesAreStablePerEvent(t *testing.T) {
 func TestDispatchRetriedCreateFindsItsWorkflow(t *testing.T) {
 	catalog := newCatalog(t, template(model.KindWorkflowTemplate, "argo", "build", `true`))
 	creator := &fakeCreator{}
-	// The first create reaches the cluster but its answer is lost; the
+	// The first create reaches the cluster but its response is lost, and the
 	// retry then finds the Workflow.
 	creator.create = func(call int, wf model.Workflow) error {
 		if call == 2 {
