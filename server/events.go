@@ -51,6 +51,15 @@ func (s *Server) handleEvent(w http.ResponseWriter, r *http.Request) {
 		s.rejectUnread(w, r, model.Errorf(model.CodeUnimplemented, "method %s is not allowed on %q: send events with POST", clip(r.Method), clip(r.URL.Path)))
 		return
 	}
+	// Under overload, reject before the body is read and decoded, so a 503
+	// costs far less than an accepted event.
+	if room, ok := s.cfg.Queue.(interface{ CheckRoom() error }); ok && !s.cfg.SyncDispatch {
+		if err := room.CheckRoom(); err != nil {
+			s.rejectUnread(w, r, err)
+			return
+		}
+	}
+
 	dryRun, err := parseDryRun(r)
 	if err != nil {
 		s.rejectUnread(w, r, err)

@@ -49,3 +49,34 @@ func TestMetricsRejectReasons(t *testing.T) {
 	}
 	assert.NotContains(t, string(body), "wfevents_events_accepted_total{", "nothing was accepted")
 }
+
+// fullQueue is a queue that reports no room, and fails the test if an event
+// reaches it.
+type fullQueue struct{ t *testing.T }
+
+func (q fullQueue) Enqueue(model.Event) error {
+	q.t.Error("Enqueue called although CheckRoom reported the pipeline full")
+	return nil
+}
+
+func (fullQueue) CheckRoom() error {
+	return &model.Error{Code: model.CodeUnavailable, Message: "event pipeline is full", Err: workers.ErrFull}
+}
+
+func TestFullPipelineRejectsBeforeReading(t *testing.T) {
+	m := metrics.New(metrics.Config{})
+	h := newHarness(t, func(cfg *server.Config) {
+		cfg.Queue = fullQueue{t: t}
+		cfg.Metrics = m
+	})
+
+	rec := h.serve(t, newEventRequest(t, http.MethodPost, "/api/v1/events/argo", unreadBody{t: t}))
+
+	require.Equal(t, http.StatusServiceUnavailable, rec.Code)
+	assert.Equal(t, "1", rec.Header().Get("Retry-After"))
+	assert.Equal(t, "close", rec.Header().Get("Connection"))
+	assert.Equal(t, model.CodeUnavailable, decodeError(t, rec).Code)
+	metricsRec := httptest.NewRecorder()
+	h.server.ServeHTTP(metricsRec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	assert.Contains(t, metricsRec.Body.String(), `wfevents_events_rejected_total{reason="queue_full"} 1`)
+}

@@ -462,6 +462,17 @@ func (p *Pipeline) dropped(ev model.Event) {
 	p.log.Warn("event dropped unprocessed", "event_id", ev.ID, "namespace", ev.Namespace)
 }
 
+// CheckRoom returns the error Enqueue would return for a full pipeline when
+// every slot is taken at this moment, else nil, so a caller can reject an
+// event before reading it. Enqueue still decides, because a slot may be
+// taken or freed right after.
+func (p *Pipeline) CheckRoom() error {
+	if len(p.slots) == cap(p.slots) {
+		return p.errFull
+	}
+	return nil
+}
+
 // Accepting reports whether Enqueue may accept events: the workers are
 // started, Shutdown was not called, and no event of an earlier run remains
 // to be replayed.

@@ -489,3 +489,15 @@ func TestPipelineCapacityProperty(t *testing.T) {
 		require.Len(rt, calls, len(accepted))
 	})
 }
+
+func TestCheckRoom(t *testing.T) {
+	proc := newGatedProcessor()
+	p := startPipeline(t, Config{Size: 1, Workers: 1}, proc)
+	require.NoError(t, p.CheckRoom())
+
+	require.NoError(t, p.Enqueue(event(0)))
+
+	err := p.CheckRoom()
+	assert.ErrorIs(t, err, ErrFull)
+	assert.Equal(t, model.CodeUnavailable, model.ErrorCode(err))
+}
