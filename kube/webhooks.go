@@ -175,8 +175,8 @@ func secretResource(namespace string) string {
 	return "Secret/" + namespace + "/" + model.WebhookClientsSecret
 }
 
-// entryProblem is why one key of the Secret was skipped. Its error never
-// contains the value, which may hold the secret.
+// entryProblem is the reason one key of the Secret was skipped. Its error
+// never contains the value, which may be the secret itself.
 type entryProblem struct {
 	key string
 	err error

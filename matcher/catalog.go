@@ -18,6 +18,9 @@ type Catalog struct {
 	mu sync.RWMutex
 	// programs maps a namespace ("" for cluster-scoped kinds) to its programs.
 	programs map[string]map[model.ResourceRef]*Program
+	// sorted holds each namespace's programs in InScope's order, rebuilt on
+	// every change, so events, which far outnumber changes, never sort.
+	sorted map[string][]*Program
 	// failing holds the latest compile error of each resource that has one,
 	// with the version that failed.
 	failing map[model.ResourceRef]failure
@@ -39,6 +42,7 @@ func NewCatalog(instanceID string, logger *slog.Logger) *Catalog {
 		instanceID: instanceID,
 		logger:     logger,
 		programs:   make(map[string]map[model.ResourceRef]*Program),
+		sorted:     make(map[string][]*Program),
 		failing:    make(map[model.ResourceRef]failure),
 	}
 }
@@ -84,6 +88,7 @@ func (c *Catalog) upsert(meta model.ObjectMeta, hasEvent bool, compile func() (*
 		c.programs[meta.Ref.Namespace] = byRef
 	}
 	byRef[meta.Ref] = program
+	c.sorted[meta.Ref.Namespace] = sortPrograms(appendPrograms(nil, byRef))
 	return nil
 }
 
@@ -126,53 +131,68 @@ func (c *Catalog) Delete(ref model.ResourceRef) {
 func (c *Catalog) remove(ref model.ResourceRef) {
 	delete(c.failing, ref)
 	byRef := c.programs[ref.Namespace]
+	if _, ok := byRef[ref]; !ok {
+		return
+	}
 	delete(byRef, ref)
 	if len(byRef) == 0 {
 		delete(c.programs, ref.Namespace)
+		delete(c.sorted, ref.Namespace)
+		return
 	}
+	c.sorted[ref.Namespace] = sortPrograms(appendPrograms(nil, byRef))
 }
 
 // InScope returns the programs an event in namespace must be evaluated
 // against, sorted by kind, namespace and name.
 //
-// A namespaced event sees the templates of its namespace and every cluster
-// template. A cluster-scoped event (empty namespace) sees the templates of
-// each namespace for which mayUse is true.
+// A namespaced event is evaluated against the templates and bindings of its
+// namespace and every cluster template. A cluster-scoped event (empty
+// namespace) is evaluated against those of each namespace for which mayUse
+// is true.
 //
-// NOTE: a cluster-scoped event does not see cluster templates, because their
-// Workflow is created in the event's namespace and such an event has none.
+// NOTE: cluster templates are left out for a cluster-scoped event, because
+// their Workflow is created in the event's namespace and such an event has
+// none.
 //
 // mayUse is called without the catalog's lock held, because it may ask the
 // API server.
 func (c *Catalog) InScope(namespace string, mayUse func(namespace string) bool) []*Program {
-	var programs []*Program
+	// A namespace's kinds all sort before ClusterWorkflowTemplate, so its
+	// sorted programs followed by the cluster ones are in order.
 	if namespace != "" {
 		c.mu.RLock()
-		programs = appendPrograms(programs, c.programs[namespace])
-		programs = appendPrograms(programs, c.programs[""])
-		c.mu.RUnlock()
-	} else {
-		c.mu.RLock()
-		byNamespace := make(map[string][]*Program, len(c.programs))
-		for ns, byRef := range c.programs {
-			if ns != "" {
-				byNamespace[ns] = appendPrograms(nil, byRef)
-			}
-		}
-		c.mu.RUnlock()
-
-		for ns, inNamespace := range byNamespace {
-			if mayUse(ns) {
-				programs = append(programs, inNamespace...)
-			}
-		}
+		defer c.mu.RUnlock()
+		inNamespace, cluster := c.sorted[namespace], c.sorted[""]
+		programs := make([]*Program, 0, len(inNamespace)+len(cluster))
+		return append(append(programs, inNamespace...), cluster...)
 	}
 
+	c.mu.RLock()
+	byNamespace := make(map[string][]*Program, len(c.sorted))
+	for ns, sorted := range c.sorted {
+		if ns != "" {
+			byNamespace[ns] = sorted
+		}
+	}
+	c.mu.RUnlock()
+
+	var programs []*Program
+	for ns, inNamespace := range byNamespace {
+		if mayUse(ns) {
+			programs = append(programs, inNamespace...)
+		}
+	}
+	return sortPrograms(programs)
+}
+
+// sortPrograms sorts programs by kind (WorkflowTemplate, then
+// WorkflowEventBinding, then ClusterWorkflowTemplate), namespace and name,
+// and returns them.
+func sortPrograms(programs []*Program) []*Program {
 	sort.Slice(programs, func(i, j int) bool {
 		a, b := programs[i].meta.Ref, programs[j].meta.Ref
 		if a.Kind != b.Kind {
-			// WorkflowTemplate, then WorkflowEventBinding, then
-			// ClusterWorkflowTemplate.
 			return a.Kind > b.Kind
 		}
 		if a.Namespace != b.Namespace {

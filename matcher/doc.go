@@ -4,8 +4,8 @@
 // # Expressions
 //
 // Expressions use the language of github.com/expr-lang/expr. Each one is
-// compiled once per resource version, when the resource is loaded, against
-// an environment whose names are known but whose values have no fixed shape,
+// compiled once per resource version, when the resource is loaded. The
+// environment's names are known then, but its values have no fixed shape,
 // so a compile error is found at load time and never depends on an event.
 //
 // Every expression sees these names:

@@ -30,8 +30,8 @@ type acceptAll struct{}
 func (acceptAll) Enqueue(model.Event) error { return nil }
 
 // FuzzEventHandler sends arbitrary paths, headers and bodies to the events
-// endpoint and checks that the handler never panics, always answers with a
-// known status, and sends every error as the JSON error shape without the
+// endpoint and checks that the handler never panics, always responds with
+// a known status, and sends every error as the JSON error shape without the
 // token.
 func FuzzEventHandler(f *testing.F) {
 	f.Add("/api/v1/events/argo", "Bearer fuzz-token", "X-Argo-E2E", "true", []byte(`{"message":"hello"}`))

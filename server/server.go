@@ -243,8 +243,8 @@ func (s *Server) handleListWorkflows(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	// NOTE: listing is allowed to whoever may create Workflows in the
-	// namespace, which is the one permission the server checks.
+	// NOTE: listing is allowed to any caller that may create Workflows in
+	// the namespace, which is the one permission the server checks.
 	if err := s.authorize(r, caller, namespace); err != nil {
 		s.writeError(w, r, err)
 		return

@@ -68,15 +68,8 @@ func parseConformanceFlags(args []string, stderr io.Writer) (conformanceOptions,
 	flags.BoolVar(&opts.list, "list", false, "list the checks and exit")
 	flags.BoolVar(&opts.listMarkdown, "list-markdown", false, "list the checks as a Markdown table and exit")
 
-	if err := flags.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return opts, err
-		}
-		return opts, errUsage
-	}
-	if flags.NArg() > 0 {
-		fmt.Fprintf(stderr, "wfevents conformance: unexpected argument %q\n", flags.Arg(0))
-		return opts, errUsage
+	if err := parseFlags(flags, args, stderr, ""); err != nil {
+		return opts, err
 	}
 	if opts.list || opts.listMarkdown {
 		return opts, nil

@@ -123,15 +123,8 @@ func parseLoadFlags(args []string, stderr io.Writer) (loadOptions, error) {
 		return opts, errUsage
 	}
 	run.Scenario = args[0]
-	if err := flags.Parse(args[1:]); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return opts, err
-		}
-		return opts, errUsage
-	}
-	if flags.NArg() > 0 {
-		fmt.Fprintf(stderr, "wfevents load: unexpected argument %q: flags follow the scenario\n", flags.Arg(0))
-		return opts, errUsage
+	if err := parseFlags(flags, args[1:], stderr, ": flags follow the scenario"); err != nil {
+		return opts, err
 	}
 	if err := opts.complete(flags); err != nil {
 		fmt.Fprintf(stderr, "wfevents load: %v\n", err)

@@ -13,6 +13,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -89,4 +90,21 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stderr, "wfevents: unknown command %q\n\n%s", args[0], usage)
 	return errUsage
+}
+
+// parseFlags parses args into flags and rejects positional arguments, which
+// serve, load and conformance do not take. A request for help returns
+// flag.ErrHelp; any other problem is printed with hint and returns errUsage.
+func parseFlags(flags *flag.FlagSet, args []string, stderr io.Writer, hint string) error {
+	if err := flags.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return errUsage
+	}
+	if flags.NArg() > 0 {
+		fmt.Fprintf(stderr, "%s: unexpected argument %q%s\n", flags.Name(), flags.Arg(0), hint)
+		return errUsage
+	}
+	return nil
 }

@@ -77,15 +77,8 @@ func parseServeFlags(args []string, stderr io.Writer) (serveOptions, error) {
 	flags.TextVar(&opts.logLevel, "log-level", slog.LevelInfo, "log `level`: debug, info, warn or error")
 	flags.StringVar(&opts.logFormat, "log-format", "text", "log `format`: text or json")
 
-	if err := flags.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return opts, err
-		}
-		return opts, errUsage
-	}
-	if flags.NArg() > 0 {
-		fmt.Fprintf(stderr, "wfevents serve: unexpected argument %q\n", flags.Arg(0))
-		return opts, errUsage
+	if err := parseFlags(flags, args, stderr, ""); err != nil {
+		return opts, err
 	}
 	if err := opts.validate(); err != nil {
 		fmt.Fprintf(stderr, "wfevents serve: %v\n", err)
