@@ -39,7 +39,7 @@ type Request struct {
 	// verified webhook delivery. Replay acts as this subject.
 	Subject string `json:"subject,omitempty"`
 
-	// Status and EventID are what the server answered, when recorded.
+	// Status and EventID are what the server returned, when recorded.
 	// Replay reuses the event ID, so the Workflow names it derives match
 	// the ones the recording server created.
 	Status  int    `json:"status,omitempty"`
@@ -49,7 +49,7 @@ type Request struct {
 	Expect *Expectation `json:"expect,omitempty"`
 }
 
-// Expectation is what replaying one request must produce.
+// Expectation is the outcome that replaying one request must produce.
 type Expectation struct {
 	// Status is the HTTP status. Zero means any.
 	Status int `json:"status,omitempty"`
@@ -118,7 +118,7 @@ func (r *Request) UnmarshalJSON(data []byte) error {
 	var body []byte
 	if len(in.Body) > 0 && !bytes.Equal(in.Body, []byte("null")) {
 		set++
-		// A body written by hand may be indented; it is sent compacted.
+		// A body written by hand may be indented, and is sent compacted.
 		var compact bytes.Buffer
 		if err := json.Compact(&compact, in.Body); err != nil {
 			return fmt.Errorf("invalid body: %w", err)
