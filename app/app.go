@@ -60,6 +60,15 @@ type Config struct {
 	// for tests to inspect, which a long-running embedded server would
 	// otherwise accumulate without bound.
 	DiscardFakeActions bool
+
+	// Authenticator, when set, replaces the fixtures' token table in the
+	// embedded mode, as replay does to act as recorded callers. The table
+	// still decides which namespaces a caller may use.
+	Authenticator server.Authenticator
+
+	// Processed, when set, is called by a worker after each event with its
+	// outcomes, before the event leaves the pipeline. It must not block.
+	Processed func(ev model.Event, outcomes []workers.Outcome)
 }
 
 // ClusterConfig is the connection to a real API server and its review caches.
@@ -114,10 +123,14 @@ func NewEmbedded(cfg Config, seed *fixtures.Set) (*App, error) {
 		objects[i] = obj.DeepCopy()
 	}
 	fake := kube.NewFakeDynamicClient(objects...)
+	var authn server.Authenticator = seed.Tokens
+	if cfg.Authenticator != nil {
+		authn = cfg.Authenticator
+	}
 	return newApp(cfg, components{
 		dynamic: fake,
 		client:  kube.NewClient(fake),
-		authn:   seed.Tokens,
+		authn:   authn,
 		authz:   seed.Tokens,
 		fake:    fake,
 	})
@@ -205,7 +218,13 @@ func newApp(cfg Config, parts components) (*App, error) {
 		}
 		pipelineConfig.Store = store
 	}
-	pipeline, err := workers.NewPipeline(pipelineConfig, dispatcher)
+	var processor workers.Processor = dispatcher
+	if cfg.Processed != nil {
+		processor = workers.ProcessorFunc(func(ctx context.Context, ev model.Event) {
+			cfg.Processed(ev, dispatcher.Run(ctx, ev))
+		})
+	}
+	pipeline, err := workers.NewPipeline(pipelineConfig, processor)
 	if err != nil {
 		closeStore(store, cfg.Logger)
 		return nil, fmt.Errorf("configure event pipeline: %w", err)

@@ -58,7 +58,7 @@ func (s *Server) dryRun(w http.ResponseWriter, r *http.Request, ev model.Event) 
 			Matched:   outcome.Matched,
 		}
 		if outcome.Err != nil {
-			result.Error = outcomeMessage(outcome.Err)
+			result.Error = OutcomeMessage(outcome.Err)
 		}
 		if outcome.Workflow != nil {
 			result.Workflow = s.cfg.RenderWorkflow(*outcome.Workflow)

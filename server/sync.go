@@ -75,7 +75,7 @@ func (s *Server) dispatchNow(w http.ResponseWriter, r *http.Request, ev model.Ev
 		}
 
 		code := outcomeCode(outcome.Err)
-		failure := Failure{Resource: outcome.Ref.String(), Status: statusOf(code), Code: code, Message: outcomeMessage(outcome.Err)}
+		failure := Failure{Resource: outcome.Ref.String(), Status: statusOf(code), Code: code, Message: OutcomeMessage(outcome.Err)}
 		response.Failures = append(response.Failures, failure)
 		if status == http.StatusOK {
 			status = failure.Status
@@ -96,10 +96,10 @@ func outcomeCode(err error) model.Code {
 	return model.ErrorCode(err)
 }
 
-// outcomeMessage returns a message safe for the sender. An expression error
-// is the resource author's text and safe to show, while other errors show
-// only their client-safe part.
-func outcomeMessage(err error) string {
+// OutcomeMessage returns a message about a resource's failure that is safe
+// for the sender. An expression error is the resource author's text and safe
+// to show, while other errors show only their client-safe part.
+func OutcomeMessage(err error) string {
 	if evalErr, ok := errors.AsType[*matcher.EvalError](err); ok {
 		return evalErr.Error()
 	}

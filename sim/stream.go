@@ -47,6 +47,9 @@ type Request struct {
 
 	// Expect is the outcome a replay must produce, when set.
 	Expect *Expectation `json:"expect,omitempty"`
+
+	// Line is the request's line in the stream it was read from, or zero.
+	Line int `json:"-"`
 }
 
 // Expectation is the outcome that replaying one request must produce.
@@ -55,7 +58,7 @@ type Expectation struct {
 	Status int `json:"status,omitempty"`
 
 	// Resources are the templates and bindings that create a Workflow, as
-	// "Kind namespace/name" (no namespace for a ClusterWorkflowTemplate),
+	// "Kind/namespace/name" ("Kind/name" for a ClusterWorkflowTemplate),
 	// in any order. Nil means any, and an empty list means none.
 	Resources []string `json:"resources"`
 }
@@ -197,6 +200,7 @@ func ReadStream(r io.Reader) ([]Request, error) {
 		if err := req.validate(); err != nil {
 			return nil, fmt.Errorf("line %d: %w", line, err)
 		}
+		req.Line = line
 		requests = append(requests, req)
 	}
 	if err := scanner.Err(); err != nil {

@@ -6,6 +6,7 @@
 //	wfevents check [flags] FILE|DIR ...
 //	wfevents conformance [flags]
 //	wfevents load SCENARIO [flags]
+//	wfevents replay [flags] STREAM
 //
 // Run "wfevents COMMAND -h" for the flags of each.
 package main
@@ -38,8 +39,9 @@ func main() {
 	}
 
 	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
-		// check has printed its findings, and exits 1 like other linters.
-		if errors.Is(err, errCheckFailed) {
+		// check and replay have printed their findings, and exit 1 like
+		// other linters and test tools.
+		if errors.Is(err, errCheckFailed) || errors.Is(err, errReplayDiffers) {
 			os.Exit(1)
 		}
 		if !errors.Is(err, errUsage) {
@@ -64,6 +66,7 @@ Usage:
   wfevents check [flags] PATH ...   check templates and bindings in files, or try an event on them
   wfevents conformance [flags]      run the contract's checks against a running server
   wfevents load SCENARIO [flags]    measure the events endpoint under load: limit, capacity or rate
+  wfevents replay [flags] STREAM    replay recorded requests on fixtures and report the Workflows created
 
 Run "wfevents COMMAND -h" for the flags of each.
 `
@@ -84,6 +87,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runConformance(ctx, args[1:], stdout, stderr)
 	case "load":
 		return runLoad(ctx, args[1:], stdout, stderr)
+	case "replay":
+		return runReplay(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -9,14 +9,12 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"time"
 
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/wfevents/wfevents/app"
-	"github.com/wfevents/wfevents/fixtures"
 	"github.com/wfevents/wfevents/kube"
 	"github.com/wfevents/wfevents/metrics"
 	"github.com/wfevents/wfevents/model"
@@ -241,13 +239,9 @@ func buildApp(cfg app.Config, opts serveOptions) (*app.App, string, error) {
 		return nil, "", fmt.Errorf("load in-cluster configuration: %w", err)
 	}
 
-	fsys := fixtures.Embedded()
-	if opts.fixturesDir != "" {
-		fsys = os.DirFS(opts.fixturesDir)
-	}
-	seed, err := fixtures.Load(fsys)
+	seed, err := loadFixtures(opts.fixturesDir)
 	if err != nil {
-		return nil, "", fmt.Errorf("load fixtures from %s: %w", fixturesSource(opts.fixturesDir), err)
+		return nil, "", err
 	}
 	running, err := app.NewEmbedded(cfg, seed)
 	return running, "embedded, fixtures " + fixturesSource(opts.fixturesDir), err

@@ -1,0 +1,211 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/wfevents/wfevents/fixtures"
+	"github.com/wfevents/wfevents/sim"
+)
+
+// errReplayDiffers reports that a replay did not produce what was expected.
+// The differences are already printed.
+var errReplayDiffers = errors.New("replay differs from the expected result")
+
+const replayUsage = `Usage: wfevents replay [flags] STREAM
+
+Replay sends each request of a recorded stream (JSON Lines, "-" for stdin)
+through the server's handler, matcher and workers, one at a time, over an
+in-memory cluster seeded from --fixtures. It prints per request the status,
+the event ID, the resources matched, the Workflows created with their
+parameters, and the errors.
+
+A request whose Authorization header was redacted is sent as its recorded
+subject, or as --as, which must have a row in the fixtures' tokens.csv. A
+webhook delivery is verified with the fixtures' webhook-client secrets;
+with --trust-signatures it is signed again with the secret of its recorded
+subject, for recordings whose signatures were redacted.
+
+With --expect FILE, the result is compared with FILE and every difference is
+printed; --update writes the result to FILE instead. Lines with an "expect"
+field are checked too. The exit status is 1 when anything differs, and 2 for
+invalid flags and unreadable files.
+
+Flags:
+`
+
+// replayOptions are the flags and arguments of "wfevents replay".
+type replayOptions struct {
+	stream          string
+	fixturesDir     string
+	as              string
+	trustSignatures bool
+	output          string
+	expect          string
+	update          bool
+}
+
+func parseReplayFlags(args []string, stderr io.Writer) (replayOptions, error) {
+	var opts replayOptions
+	flags := flag.NewFlagSet("wfevents replay", flag.ContinueOnError)
+	flags.SetOutput(stderr)
+	flags.Usage = func() {
+		fmt.Fprint(stderr, replayUsage)
+		flags.PrintDefaults()
+	}
+	flags.StringVar(&opts.fixturesDir, "fixtures", "", "`directory` seeding the cluster: cluster/*.yaml and tokens.csv (default: the fixtures built into the binary)")
+	flags.StringVar(&opts.as, "as", "", "`subject` to send every bearer-token request as, in place of the recorded subject")
+	flags.BoolVar(&opts.trustSignatures, "trust-signatures", false, "sign webhook deliveries again with the fixtures' secret of their recorded subject")
+	flags.StringVar(&opts.output, "output", "table", "report `format`: table or json")
+	flags.StringVar(&opts.expect, "expect", "", "expected report `file` (JSON) to compare the result with")
+	flags.BoolVar(&opts.update, "update", false, "write the result to the --expect file instead of comparing")
+
+	if err := flags.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return opts, err
+		}
+		return opts, errUsage
+	}
+	if flags.NArg() != 1 {
+		fmt.Fprintf(stderr, "wfevents replay: expected one STREAM argument, got %d: pass the recorded stream's file, or - for stdin\n", flags.NArg())
+		return opts, errUsage
+	}
+	opts.stream = flags.Arg(0)
+	if opts.output != "table" && opts.output != "json" {
+		fmt.Fprintf(stderr, "wfevents replay: invalid --output %q: use table or json\n", opts.output)
+		return opts, errUsage
+	}
+	if opts.update && opts.expect == "" {
+		fmt.Fprintln(stderr, "wfevents replay: --update needs --expect FILE to write to")
+		return opts, errUsage
+	}
+	return opts, nil
+}
+
+func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	opts, err := parseReplayFlags(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+
+	requests, err := readStream(opts.stream)
+	if err != nil {
+		return err
+	}
+	seed, err := loadFixtures(opts.fixturesDir)
+	if err != nil {
+		return err
+	}
+
+	replayer, err := sim.NewReplayer(ctx, sim.ReplayConfig{
+		Fixtures:        seed,
+		As:              opts.as,
+		TrustSignatures: opts.trustSignatures,
+	})
+	if err != nil {
+		return err
+	}
+	defer replayer.Close()
+	report := replayer.ReplayAll(ctx, requests)
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+
+	if opts.output == "json" {
+		err = sim.WriteReportJSON(stdout, report)
+	} else {
+		err = sim.WriteReportTable(stdout, report)
+	}
+	if err != nil {
+		return err
+	}
+
+	differs := false
+	for _, problem := range sim.CheckExpectations(requests, report) {
+		fmt.Fprintln(stderr, problem)
+		differs = true
+	}
+	if opts.update {
+		return writeExpected(opts.expect, report)
+	}
+	if opts.expect != "" {
+		want, err := readExpected(opts.expect)
+		if err != nil {
+			return err
+		}
+		if diff := sim.DiffReports(want, report); diff != "" {
+			fmt.Fprintf(stderr, "replay of %s differs from %s:\n%s", opts.stream, opts.expect, diff)
+			fmt.Fprintf(stderr, "If the new result is right, run: wfevents replay --update --expect %s %s\n", opts.expect, opts.stream)
+			differs = true
+		}
+	}
+	if differs {
+		return errReplayDiffers
+	}
+	return nil
+}
+
+// readStream reads a recorded stream from path, or from stdin for "-".
+func readStream(path string) ([]sim.Request, error) {
+	if path == "-" {
+		requests, err := sim.ReadStream(os.Stdin)
+		if err != nil {
+			return nil, fmt.Errorf("read stream from stdin: %w", err)
+		}
+		return requests, nil
+	}
+	file, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("open stream: %w", err)
+	}
+	defer file.Close()
+	requests, err := sim.ReadStream(file)
+	if err != nil {
+		return nil, fmt.Errorf("read stream %s: %w", path, err)
+	}
+	return requests, nil
+}
+
+// loadFixtures loads the fixtures in dir, or the built-in ones for "".
+func loadFixtures(dir string) (*fixtures.Set, error) {
+	fsys := fixtures.Embedded()
+	if dir != "" {
+		fsys = os.DirFS(dir)
+	}
+	seed, err := fixtures.Load(fsys)
+	if err != nil {
+		return nil, fmt.Errorf("load fixtures from %s: %w", fixturesSource(dir), err)
+	}
+	return seed, nil
+}
+
+func readExpected(path string) (sim.Report, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return sim.Report{}, fmt.Errorf("read expected result: %w: create it with --update", err)
+	}
+	report, err := sim.ReadReportJSON(bytes.NewReader(data))
+	if err != nil {
+		return sim.Report{}, fmt.Errorf("read expected result %s: %w", path, err)
+	}
+	return report, nil
+}
+
+func writeExpected(path string, report sim.Report) error {
+	var buf bytes.Buffer
+	if err := sim.WriteReportJSON(&buf, report); err != nil {
+		return err
+	}
+	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+		return fmt.Errorf("write expected result: %w", err)
+	}
+	return nil
+}
