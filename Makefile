@@ -35,8 +35,26 @@ crds: ## Regenerate deploy/crds.yaml from kube/kubetest/testdata/crds
 	$(GO) run ./deploy/gencrds
 
 .PHONY: test
-test: kube-binaries ## Run every test with the race detector, integration tests on a real API server included
+test: kube-binaries replay-streams ## Run every test with the race detector, integration tests on a real API server included
 	$(GO) test -race -count=1 ./...
+
+STREAMS := $(wildcard fixtures/streams/*.jsonl)
+
+.PHONY: replay-streams
+replay-streams: ## Replay each fixtures/streams/*.jsonl on fixtures/ and fail on any difference from its .expected.json
+	$(GO) build -o bin/wfevents ./cmd/wfevents
+	@set -e; for stream in $(STREAMS); do \
+		echo "replay $$stream"; \
+		bin/wfevents replay --fixtures fixtures --expect $${stream%.jsonl}.expected.json $$stream > /dev/null; \
+	done
+
+.PHONY: replay-update
+replay-update: ## Rewrite the .expected.json of every fixtures/streams/*.jsonl from a replay
+	$(GO) build -o bin/wfevents ./cmd/wfevents
+	@set -e; for stream in $(STREAMS); do \
+		echo "update $${stream%.jsonl}.expected.json"; \
+		bin/wfevents replay --fixtures fixtures --update --expect $${stream%.jsonl}.expected.json $$stream > /dev/null; \
+	done
 
 .PHONY: lint
 lint: ## Check formatting and run go vet
