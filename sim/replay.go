@@ -99,6 +99,10 @@ type EventResult struct {
 	// Errors are the response's error message and every resource that
 	// failed for the event.
 	Errors []string `json:"errors,omitempty"`
+
+	// Queued reports whether the server queued the event for the workers.
+	// A GitHub ping, for one, gets 200 without being queued.
+	Queued bool `json:"-"`
 }
 
 // WorkflowResult is one Workflow an event created.
@@ -207,6 +211,7 @@ func (r *Replayer) Replay(ctx context.Context, req Request) EventResult {
 	delete(r.outcomes, result.EventID)
 	r.mu.Unlock()
 	if processed {
+		result.Queued = true
 		r.describe(&result, outcomes)
 	}
 	return result

@@ -192,3 +192,20 @@ func TestReportTable(t *testing.T) {
 	assert.Regexp(t, `^1\s+200\s+replay-1\s+1\s+event-consumer-\S+\s+message="hello events"\s+-$`, lines[1])
 	assert.Regexp(t, `^2\s+200\s+replay-2\s+0\s+-\s+-\s+-$`, lines[2])
 }
+
+func TestReplayPingIsNotQueued(t *testing.T) {
+	replayer := newTestReplayer(t, ReplayConfig{})
+	ping := githubPush(t, 1, "delivery-ping")
+	ping.Body = []byte(`{"zen":"Keep it logically awesome.","hook_id":1}`)
+	ping.Headers.Set("X-Github-Event", "ping")
+	ping.Headers.Set("X-Hub-Signature-256", hmacSignature("github-webhook-secret", ping.Body))
+
+	result := replayer.Replay(t.Context(), ping)
+	assert.Equal(t, http.StatusOK, result.Status, result.Errors)
+	assert.False(t, result.Queued)
+	assert.Empty(t, result.Workflows)
+
+	result = replayer.Replay(t.Context(), bearerEvent(2, ""))
+	assert.True(t, result.Queued, "an event that matches nothing is still queued")
+	assert.Empty(t, result.Workflows)
+}
