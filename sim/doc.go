@@ -1,7 +1,17 @@
-// Package sim replays recorded webhook streams against client-go fake
-// clientsets seeded from fixtures, and reports what each event matched and
-// created.
+// Package sim records webhook traffic, replays it on fixtures, and simulates
+// the event pipeline under it.
 //
-// TODO: the package holds only this documentation so far. Replay, recording
-// and the comparison with expected results are not built yet.
+// A recorded stream is JSON Lines: one Request per line, with its receive
+// time, method, path, headers and byte-exact body. A Recorder writes one
+// from a running server, and ReadHAR converts a HAR 1.2 capture.
+//
+// A Replayer sends each request through the server's real handler, matcher
+// and workers over client-go's fake dynamic client seeded from fixtures, one
+// at a time, and reports what each created. DiffReports compares that with
+// an expected report, so CI can pin what a set of captured webhooks does.
+//
+// Simulate runs the pipeline's queueing on a virtual clock: the recorded
+// arrival times, a model of the API server's create latency, and a pipeline
+// size and worker count give the 503s, the pipeline depth over time and the
+// delay from receipt to Workflow creation, far faster than real time.
 package sim
