@@ -169,7 +169,7 @@ type Percentiles struct {
 //
 // NOTE: the model ignores the CPU time of admission, the reads of
 // templates, the retries of transient create errors, and the Retry-After
-// waits the API server asks for. Real delays are longer by those amounts.
+// waits that the API server requests. Real delays are longer by those amounts.
 //
 // NOTE: math/rand/v2 does not document its samples as stable across Go
 // releases, so a result may change with the Go version.
