@@ -69,9 +69,12 @@ type Result struct {
 	// Settings are the settings simulated.
 	Settings Settings
 
-	// Total is the number of arrivals. Admitted of them passed admission,
-	// and NotAdmitted did not. Of the admitted ones, Accepted got a
-	// pipeline slot and Rejected got a 503 because the pipeline was full.
+	// Total is the number of arrivals, and Admitted of them pass
+	// admission. Rejected got a 503 because the pipeline was full, which
+	// the server checks before admission, so it counts arrivals that would
+	// fail admission too. Of the others, Accepted got a pipeline slot and
+	// NotAdmitted failed admission. Total = Accepted + Rejected +
+	// NotAdmitted.
 	Total       int
 	Admitted    int
 	NotAdmitted int
@@ -320,18 +323,23 @@ func (sim *simulator) finishUntil(t time.Duration) {
 	}
 }
 
-// arrive handles arrival i at its receive time: it counts it, and accepts
-// it when a slot is free.
+// arrive handles arrival i at its receive time: it rejects it when the
+// pipeline is full, and else accepts it if it passes admission.
 func (sim *simulator) arrive(i int) {
-	if !sim.arrivals[i].Admitted {
-		sim.out.NotAdmitted++
-		return
+	admitted := sim.arrivals[i].Admitted
+	if admitted {
+		sim.out.Admitted++
 	}
-	sim.out.Admitted++
 
+	// The server answers 503 to any event while the pipeline is full,
+	// before it authenticates or reads the request.
 	now := sim.received[i]
 	if sim.depth >= sim.settings.PipelineSize {
 		sim.out.Rejected++
+		return
+	}
+	if !admitted {
+		sim.out.NotAdmitted++
 		return
 	}
 	sim.out.Accepted++
