@@ -129,7 +129,9 @@ func CheckExpectations(requests []Request, report Report) []string {
 		}
 		var created []string
 		for _, wf := range result.Workflows {
-			created = append(created, wf.Resource)
+			if !wf.Existing {
+				created = append(created, wf.Resource)
+			}
 		}
 		want := slices.Clone(req.Expect.Resources)
 		slices.Sort(created)

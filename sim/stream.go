@@ -57,7 +57,8 @@ type Expectation struct {
 	// Status is the HTTP status. Zero means any.
 	Status int `json:"status,omitempty"`
 
-	// Resources are the templates and bindings that create a Workflow, as
+	// Resources are the templates and bindings that create a new Workflow,
+	// not one an earlier request of the replay created, as
 	// "Kind/namespace/name" ("Kind/name" for a ClusterWorkflowTemplate),
 	// in any order. Nil means any, and an empty list means none.
 	Resources []string `json:"resources"`
