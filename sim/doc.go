@@ -10,8 +10,9 @@
 // at a time, and reports what each created. DiffReports compares that with
 // an expected report, so CI can pin what a set of captured webhooks does.
 //
-// Simulate runs the pipeline's queueing on a virtual clock: the recorded
-// arrival times, a model of the API server's create latency, and a pipeline
-// size and worker count give the 503s, the pipeline depth over time and the
-// delay from receipt to Workflow creation, far faster than real time.
+// Simulate runs the pipeline's queueing on a virtual clock, far faster than
+// real time. From the recorded arrival times, a model of the API server's
+// create latency, a pipeline size and a worker count, it computes the 503s,
+// the pipeline depth over time and the delay from receipt to Workflow
+// creation.
 package sim

@@ -43,6 +43,12 @@ type ReplayConfig struct {
 	// MaxBodyBytes is the server's body limit. Zero means the default.
 	MaxBodyBytes int64
 
+	// PipelineSize and WorkerCount configure the event pipeline. Zero
+	// means the server's defaults. Replay sends one request at a time, so
+	// they matter only to callers that drive the handler themselves.
+	PipelineSize int
+	WorkerCount  int
+
 	// ProcessTimeout bounds the wait for the workers to finish one event.
 	// Zero means 30 seconds.
 	ProcessTimeout time.Duration
@@ -148,6 +154,8 @@ func NewReplayer(ctx context.Context, cfg ReplayConfig) (*Replayer, error) {
 	}
 	built, err := app.NewEmbedded(app.Config{
 		MaxBodyBytes:  cfg.MaxBodyBytes,
+		PipelineSize:  cfg.PipelineSize,
+		WorkerCount:   cfg.WorkerCount,
 		Logger:        cfg.Logger,
 		NewEventID:    func() string { return r.eventID },
 		Authenticator: subjectAuthenticator{prefix: r.tokenPrefix, tokens: cfg.Fixtures.Tokens},

@@ -7,6 +7,7 @@
 //	wfevents conformance [flags]
 //	wfevents load SCENARIO [flags]
 //	wfevents replay [flags] STREAM
+//	wfevents simulate [flags] STREAM
 //
 // Run "wfevents COMMAND -h" for the flags of each.
 package main
@@ -67,6 +68,7 @@ Usage:
   wfevents conformance [flags]      run the contract's checks against a running server
   wfevents load SCENARIO [flags]    measure the events endpoint under load: limit, capacity or rate
   wfevents replay [flags] STREAM    replay recorded requests on fixtures and report the Workflows created
+  wfevents simulate [flags] STREAM  predict 503s, pipeline depth and delays for a recorded stream
 
 Run "wfevents COMMAND -h" for the flags of each.
 `
@@ -89,6 +91,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runLoad(ctx, args[1:], stdout, stderr)
 	case "replay":
 		return runReplay(ctx, args[1:], stdout, stderr)
+	case "simulate":
+		return runSimulate(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
