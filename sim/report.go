@@ -9,8 +9,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
-	"github.com/google/go-cmp/cmp"
-	"github.com/google/go-cmp/cmp/cmpopts"
+	"github.com/pmezard/go-difflib/difflib"
 )
 
 // WriteReportJSON writes report as indented JSON, the form of an expected
@@ -102,13 +101,41 @@ func DiffReports(want, got Report) string {
 		case i >= len(want.Events):
 			fmt.Fprintf(&out, "line %d (%s %s): replayed, but the expected file has no such event\n", got.Events[i].Line, got.Events[i].Method, got.Events[i].Path)
 		default:
-			// Queued is not in the JSON form, so an expected file lacks it.
-			if diff := cmp.Diff(want.Events[i], got.Events[i], cmpopts.IgnoreFields(EventResult{}, "Queued")); diff != "" {
+			if diff := diffEvents(want.Events[i], got.Events[i]); diff != "" {
 				fmt.Fprintf(&out, "line %d (%s %s) differs (-expected +replayed):\n%s", got.Events[i].Line, got.Events[i].Method, got.Events[i].Path, diff)
 			}
 		}
 	}
 	return out.String()
+}
+
+// diffEvents returns a unified diff of the JSON forms of two results, as
+// they appear in an expected file, or "" when the forms are equal.
+func diffEvents(want, got EventResult) string {
+	wantJSON, gotJSON := indentedJSON(want), indentedJSON(got)
+	if wantJSON == gotJSON {
+		return ""
+	}
+	diff, err := difflib.GetUnifiedDiffString(difflib.UnifiedDiff{
+		A:       difflib.SplitLines(wantJSON),
+		B:       difflib.SplitLines(gotJSON),
+		Context: 3,
+	})
+	if err != nil {
+		return fmt.Sprintf("-%s\n+%s\n", wantJSON, gotJSON)
+	}
+	return diff
+}
+
+func indentedJSON(result EventResult) string {
+	var buf strings.Builder
+	encoder := json.NewEncoder(&buf)
+	encoder.SetIndent("", "  ")
+	encoder.SetEscapeHTML(false)
+	if err := encoder.Encode(result); err != nil {
+		return fmt.Sprintf("%+v\n", result)
+	}
+	return buf.String()
 }
 
 // CheckExpectations compares each request's inline expectation with its
