@@ -61,8 +61,33 @@ func WriteSweepChart(w io.Writer, rows []SweepRow) error {
 	p.Y.Min = 0
 	p.Y.Max = withLegendRoom(float64(maxRejected), len(counts))
 	p.Legend.Top = true
+	setSizeAxis(p, rows)
 
 	return writeSVG(w, p, "write sweep chart")
+}
+
+// setSizeAxis marks each pipeline size of rows on the x axis. Sizes that
+// span a factor of 8 or more, such as the usual powers of two, get a
+// logarithmic axis so the small ones do not crowd together.
+func setSizeAxis(p *plot.Plot, rows []SweepRow) {
+	sizes := sortedUnique(sizesOf(rows), 0)
+	ticks := make([]plot.Tick, len(sizes))
+	for i, size := range sizes {
+		ticks[i] = plot.Tick{Value: float64(size), Label: fmt.Sprint(size)}
+	}
+	p.X.Tick.Marker = plot.ConstantTicks(ticks)
+	if sizes[len(sizes)-1] >= 8*sizes[0] {
+		p.X.Scale = plot.LogScale{}
+		p.X.Label.Text += ", logarithmic"
+	}
+}
+
+func sizesOf(rows []SweepRow) []int {
+	sizes := make([]int, len(rows))
+	for i, row := range rows {
+		sizes[i] = row.PipelineSize
+	}
+	return sizes
 }
 
 // workerCounts returns the worker counts of rows, sorted, without
