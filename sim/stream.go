@@ -66,7 +66,8 @@ type Expectation struct {
 	Resources []string `json:"resources"`
 }
 
-// Redacted replaces the value of every secret header in a recording.
+// Redacted replaces the value of every secret header and query parameter in
+// a recording. Redact lists them.
 const Redacted = "REDACTED"
 
 // requestJSON is the JSON form of Request, with the body split into its
