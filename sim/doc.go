@@ -1,7 +1,7 @@
-// Package sim replays recorded webhook streams against client-go fake
-// clientsets seeded from fixtures, and reports what each event matched and
-// created.
+// Package sim records the requests a wfevents server receives as streams,
+// imports them from HAR files, and replays recorded webhook streams against
+// client-go fake clientsets seeded from fixtures, reporting what each event
+// matched and created.
 //
-// TODO: the package holds only this documentation so far. Replay, recording
-// and the comparison with expected results are not built yet.
+// TODO: replay and the comparison with expected results are not built yet.
 package sim
