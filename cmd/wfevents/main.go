@@ -6,6 +6,7 @@
 //	wfevents check [flags] FILE|DIR ...
 //	wfevents conformance [flags]
 //	wfevents load SCENARIO [flags]
+//	wfevents record --har FILE [flags]
 //
 // Run "wfevents COMMAND -h" for the flags of each.
 package main
@@ -64,6 +65,7 @@ Usage:
   wfevents check [flags] PATH ...   check templates and bindings in files, or try an event on them
   wfevents conformance [flags]      run the contract's checks against a running server
   wfevents load SCENARIO [flags]    measure the events endpoint under load: limit, capacity or rate
+  wfevents record --har FILE        turn a HAR file into a recorded stream of requests
 
 Run "wfevents COMMAND -h" for the flags of each.
 `
@@ -84,6 +86,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runConformance(ctx, args[1:], stdout, stderr)
 	case "load":
 		return runLoad(ctx, args[1:], stdout, stderr)
+	case "record":
+		return runRecord(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
