@@ -195,9 +195,14 @@ func (s *Server) authenticate(r *http.Request) (model.Identity, error) {
 		return model.Identity{}, model.Errorf(model.CodeUnauthenticated, "malformed Authorization header: send Authorization: Bearer <token>")
 	}
 
-	return withDeadline(r.Context(), s.cfg.AdmissionTimeout, "authentication", func(ctx context.Context) (model.Identity, error) {
+	caller, err := withDeadline(r.Context(), s.cfg.AdmissionTimeout, "authentication", func(ctx context.Context) (model.Identity, error) {
 		return s.cfg.Authenticator.Authenticate(ctx, model.Token(token))
 	})
+	if err != nil {
+		return model.Identity{}, err
+	}
+	notifyAuthenticated(r, caller)
+	return caller, nil
 }
 
 // withDeadline runs call with a context that ends after timeout, and returns

@@ -64,6 +64,7 @@ func (s *Server) admitWebhook(w http.ResponseWriter, r *http.Request, namespace 
 		return model.Identity{}, nil, false
 	}
 	caller := model.ServiceAccountIdentity(namespace, delivery.client.Name)
+	notifyAuthenticated(r, caller)
 
 	// Authorize the ServiceAccount as if it had sent its own token.
 	if err := s.authorize(r, caller, namespace); err != nil {

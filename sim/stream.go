@@ -34,6 +34,12 @@ type Request struct {
 
 	Body []byte `json:"-"`
 
+	// BodyIncomplete marks a body the server did not read to its end, as
+	// when it rejects a request before reading the body, or the body is
+	// over its limit. Body then holds only the bytes the server read, up
+	// to the limit.
+	BodyIncomplete bool `json:"bodyIncomplete,omitempty"`
+
 	// Subject is the caller the server authenticated, when it did: the
 	// token's subject, or system:serviceaccount:<namespace>:<name> for a
 	// verified webhook delivery. Replay acts as this subject.
@@ -64,37 +70,40 @@ type Expectation struct {
 	Resources []string `json:"resources"`
 }
 
-// Redacted replaces the value of every secret header in a recording.
+// Redacted replaces the value of every secret header and query parameter in
+// a recording. Redact lists them.
 const Redacted = "REDACTED"
 
 // requestJSON is the JSON form of Request, with the body split into its
 // three encodings.
 type requestJSON struct {
-	Time       time.Time       `json:"time"`
-	Method     string          `json:"method"`
-	Path       string          `json:"path"`
-	Headers    http.Header     `json:"headers,omitempty"`
-	Body       json.RawMessage `json:"body,omitempty"`
-	BodyText   *string         `json:"bodyText,omitempty"`
-	BodyBase64 *string         `json:"bodyBase64,omitempty"`
-	Subject    string          `json:"subject,omitempty"`
-	Status     int             `json:"status,omitempty"`
-	EventID    string          `json:"eventId,omitempty"`
-	Expect     *Expectation    `json:"expect,omitempty"`
+	Time           time.Time       `json:"time"`
+	Method         string          `json:"method"`
+	Path           string          `json:"path"`
+	Headers        http.Header     `json:"headers,omitempty"`
+	Body           json.RawMessage `json:"body,omitempty"`
+	BodyText       *string         `json:"bodyText,omitempty"`
+	BodyBase64     *string         `json:"bodyBase64,omitempty"`
+	BodyIncomplete bool            `json:"bodyIncomplete,omitempty"`
+	Subject        string          `json:"subject,omitempty"`
+	Status         int             `json:"status,omitempty"`
+	EventID        string          `json:"eventId,omitempty"`
+	Expect         *Expectation    `json:"expect,omitempty"`
 }
 
 // MarshalJSON writes r on one line, with its body in the first of body,
 // bodyText and bodyBase64 that keeps every byte.
 func (r Request) MarshalJSON() ([]byte, error) {
 	out := requestJSON{
-		Time:    r.Time,
-		Method:  r.Method,
-		Path:    r.Path,
-		Headers: r.Headers,
-		Subject: r.Subject,
-		Status:  r.Status,
-		EventID: r.EventID,
-		Expect:  r.Expect,
+		Time:           r.Time,
+		Method:         r.Method,
+		Path:           r.Path,
+		Headers:        r.Headers,
+		BodyIncomplete: r.BodyIncomplete,
+		Subject:        r.Subject,
+		Status:         r.Status,
+		EventID:        r.EventID,
+		Expect:         r.Expect,
 	}
 	switch {
 	case len(r.Body) == 0:
@@ -146,15 +155,16 @@ func (r *Request) UnmarshalJSON(data []byte) error {
 	}
 
 	*r = Request{
-		Time:    in.Time,
-		Method:  in.Method,
-		Path:    in.Path,
-		Headers: in.Headers,
-		Body:    body,
-		Subject: in.Subject,
-		Status:  in.Status,
-		EventID: in.EventID,
-		Expect:  in.Expect,
+		Time:           in.Time,
+		Method:         in.Method,
+		Path:           in.Path,
+		Headers:        in.Headers,
+		Body:           body,
+		BodyIncomplete: in.BodyIncomplete,
+		Subject:        in.Subject,
+		Status:         in.Status,
+		EventID:        in.EventID,
+		Expect:         in.Expect,
 	}
 	return nil
 }

@@ -3,6 +3,7 @@ package sim
 import (
 	"bytes"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -55,6 +56,27 @@ func TestStreamBodyFieldChosen(t *testing.T) {
 	assert.Contains(t, line("\xff"), `"bodyBase64":"/w=="`)
 }
 
+func TestStreamBodyIncomplete(t *testing.T) {
+	for _, incomplete := range []bool{true, false} {
+		t.Run(strconv.FormatBool(incomplete), func(t *testing.T) {
+			in := Request{Method: "POST", Path: "/api/v1/events/argo", Body: []byte(`{"a"`), BodyIncomplete: incomplete}
+			var buf bytes.Buffer
+			require.NoError(t, WriteStream(&buf, []Request{in}))
+			if incomplete {
+				assert.Contains(t, buf.String(), `"bodyIncomplete":true`)
+			} else {
+				assert.NotContains(t, buf.String(), "bodyIncomplete", "false is omitted")
+			}
+
+			out, err := ReadStream(&buf)
+			require.NoError(t, err)
+			require.Len(t, out, 1)
+			assert.Equal(t, incomplete, out[0].BodyIncomplete)
+			assert.Equal(t, in.Body, out[0].Body)
+		})
+	}
+}
+
 func TestReadStreamErrorsNameLine(t *testing.T) {
 	cases := map[string]string{
 		"not JSON":       "{\"method\":\"POST\",\"path\":\"/\"}\nnot json\n",
@@ -83,7 +105,8 @@ func TestStreamRoundTripProperty(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		body := rapid.SliceOf(rapid.Byte()).Draw(t, "body")
 		header := rapid.StringMatching(`[ -~]{0,20}`).Draw(t, "header")
-		in := Request{Method: "POST", Path: "/api/v1/events/ns", Headers: http.Header{"X-Value": {header}}, Body: body}
+		incomplete := rapid.Bool().Draw(t, "incomplete")
+		in := Request{Method: "POST", Path: "/api/v1/events/ns", Headers: http.Header{"X-Value": {header}}, Body: body, BodyIncomplete: incomplete}
 
 		var buf bytes.Buffer
 		if err := WriteStream(&buf, []Request{in}); err != nil {
@@ -95,6 +118,9 @@ func TestStreamRoundTripProperty(t *testing.T) {
 		}
 		if !bytes.Equal(out[0].Body, body) {
 			t.Fatalf("body %q read back as %q from %s", body, out[0].Body, buf.String())
+		}
+		if out[0].BodyIncomplete != incomplete {
+			t.Fatalf("bodyIncomplete %t read back as %t from %s", incomplete, out[0].BodyIncomplete, buf.String())
 		}
 		if out[0].Headers.Get("X-Value") != header {
 			t.Fatalf("header %q read back as %q", header, out[0].Headers.Get("X-Value"))

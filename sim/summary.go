@@ -8,9 +8,6 @@ import (
 	"time"
 )
 
-// eventsPathPrefix starts the paths that go through the event pipeline.
-const eventsPathPrefix = "/api/v1/events/"
-
 // Arrivals turns a stream and its replay into the input of Simulate. The
 // replay decides admission. An event the server queued takes a pipeline
 // slot and creates the Workflows the replay listed. Any other request to

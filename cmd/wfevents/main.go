@@ -6,6 +6,7 @@
 //	wfevents check [flags] FILE|DIR ...
 //	wfevents conformance [flags]
 //	wfevents load SCENARIO [flags]
+//	wfevents record --har FILE [flags]
 //	wfevents replay [flags] STREAM
 //	wfevents simulate [flags] STREAM
 //
@@ -69,6 +70,7 @@ Usage:
   wfevents load SCENARIO [flags]    measure the events endpoint under load: limit, capacity or rate
   wfevents replay [flags] STREAM    replay recorded requests on fixtures and report the Workflows created
   wfevents simulate [flags] STREAM  predict 503s, pipeline depth and delays for a recorded stream
+  wfevents record --har FILE        turn a HAR file into a recorded stream of requests
 
 Run "wfevents COMMAND -h" for the flags of each.
 `
@@ -93,6 +95,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runReplay(ctx, args[1:], stdout, stderr)
 	case "simulate":
 		return runSimulate(ctx, args[1:], stdout, stderr)
+	case "record":
+		return runRecord(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"k8s.io/client-go/rest"
@@ -19,6 +20,7 @@ import (
 	"github.com/wfevents/wfevents/metrics"
 	"github.com/wfevents/wfevents/model"
 	"github.com/wfevents/wfevents/server"
+	"github.com/wfevents/wfevents/sim"
 	"github.com/wfevents/wfevents/workers"
 )
 
@@ -48,6 +50,9 @@ type serveOptions struct {
 	reviewTTL          time.Duration
 	reviewSize         int
 	eventQueueDir      string
+	record             string
+	recordMaxSize      int
+	recordMaxBackups   int
 }
 
 func parseServeFlags(args []string, stderr io.Writer) (serveOptions, error) {
@@ -74,15 +79,51 @@ func parseServeFlags(args []string, stderr io.Writer) (serveOptions, error) {
 	flags.DurationVar(&opts.syncTimeout, "sync-timeout", time.Minute, "how long to wait at start for the template caches to sync")
 	flags.TextVar(&opts.logLevel, "log-level", slog.LevelInfo, "log `level`: debug, info, warn or error")
 	flags.StringVar(&opts.logFormat, "log-format", "text", "log `format`: text or json")
+	flags.StringVar(&opts.record, "record", "", "append every request the server receives to `file`, a recorded stream of JSON Lines, with credentials redacted. Empty means no recording")
+	flags.IntVar(&opts.recordMaxSize, "record-max-size", 100, "with --record, the size in `MiB` at which the file is renamed to a timestamped backup and a new one started")
+	flags.IntVar(&opts.recordMaxBackups, "record-max-backups", 5, "with --record, how many backups of the file to keep, or 0 to keep all")
 
 	if err := parseFlags(flags, args, stderr, ""); err != nil {
 		return opts, err
 	}
-	if err := opts.validate(); err != nil {
+	err := opts.validate()
+	if err == nil {
+		err = checkRecordFlags(flags, opts)
+	}
+	if err != nil {
 		fmt.Fprintf(stderr, "wfevents serve: %v\n", err)
 		return opts, errUsage
 	}
 	return opts, nil
+}
+
+// checkRecordFlags rejects a --record-* flag given without --record, which
+// would otherwise be silently ignored.
+func checkRecordFlags(flags *flag.FlagSet, opts serveOptions) error {
+	if opts.record != "" {
+		return nil
+	}
+	var orphan string
+	flags.Visit(func(f *flag.Flag) {
+		if strings.HasPrefix(f.Name, "record-") {
+			orphan = f.Name
+		}
+	})
+	if orphan != "" {
+		return fmt.Errorf("invalid --%s without --record: name the recording file with --record FILE", orphan)
+	}
+	return nil
+}
+
+// minRecordMaxSize returns the smallest --record-max-size, in MiB, that
+// holds a line whose body is at the body limit. With a binary body, such a
+// line takes less than twice the limit, because the body is written in
+// base64 (4/3 of its size) and the headers take about 64 KiB at most. A
+// text body full of characters that JSON escapes can take more, and its
+// line then fails to be written.
+func minRecordMaxSize(maxBodyBytes int64) int64 {
+	const mebibyte = 1 << 20
+	return (2*maxBodyBytes + mebibyte - 1) / mebibyte
 }
 
 // validate checks the values that the flag package cannot, naming the flag.
@@ -108,6 +149,12 @@ func (opts serveOptions) validate() error {
 		return fmt.Errorf("invalid --review-cache-size %d: must be positive", opts.reviewSize)
 	case opts.eventQueueDir != "" && !opts.asyncDispatch:
 		return fmt.Errorf("invalid --event-queue-dir %q with --event-async-dispatch=false: synchronous dispatch responds with the created Workflows and queues nothing, so drop one of the two", opts.eventQueueDir)
+	case opts.recordMaxSize <= 0:
+		return fmt.Errorf("invalid --record-max-size %d: must be positive, in MiB", opts.recordMaxSize)
+	case int64(opts.recordMaxSize) < minRecordMaxSize(opts.maxBodyBytes):
+		return fmt.Errorf("invalid --record-max-size %d: a file must hold a request whose body is at --max-body-bytes %d, so use at least %d", opts.recordMaxSize, opts.maxBodyBytes, minRecordMaxSize(opts.maxBodyBytes))
+	case opts.recordMaxBackups < 0:
+		return fmt.Errorf("invalid --record-max-backups %d: must not be negative, and 0 keeps all backups", opts.recordMaxBackups)
 	}
 	return nil
 }
@@ -136,6 +183,19 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) error {
 		installProcessLogger(logger)
 	}
 
+	// Open the recording first, so a wrong path fails before the caches
+	// sync.
+	serverMetrics := metrics.New(metrics.Config{NamespaceLabel: opts.metricsByNamespace})
+	var recorder *sim.Recorder
+	if opts.record != "" {
+		recorder, err = openRecorder(opts, logger, serverMetrics)
+		if err != nil {
+			return err
+		}
+		// The recorder is closed at shutdown, or here on an early return.
+		defer func() { closeRecorder(recorder, logger) }()
+	}
+
 	// Assemble the components for the mode and wait for the template caches.
 	cfg := app.Config{
 		MaxBodyBytes: opts.maxBodyBytes,
@@ -143,7 +203,7 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) error {
 		WorkerCount:  opts.workerCount,
 		InstanceID:   opts.instanceID,
 		Logger:       logger,
-		Metrics:      metrics.New(metrics.Config{NamespaceLabel: opts.metricsByNamespace}),
+		Metrics:      serverMetrics,
 		SyncDispatch: !opts.asyncDispatch,
 		// A long-running embedded server must not keep every API call.
 		DiscardFakeActions: true,
@@ -167,10 +227,14 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w: choose another address with --addr", opts.addr, err)
 	}
+	handler := running.Handler
+	if recorder != nil {
+		handler = recorder.Wrap(handler)
+	}
 	// The timeouts bound what a slow or stalled client can hold: a request
 	// must arrive whole within readTimeout, and an idle connection closes.
 	httpServer := &http.Server{
-		Handler:           running.Handler,
+		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		// Webhook senders send a few KiB of headers; 64 KiB leaves room
 		// for large tokens and bounds what a client can make the server
@@ -185,7 +249,7 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) error {
 	logger.Info("listening", "addr", listener.Addr().String(), "mode", mode,
 		"event_pipeline_size", opts.pipelineSize, "event_worker_count", opts.workerCount,
 		"max_body_bytes", opts.maxBodyBytes, "event_async_dispatch", opts.asyncDispatch, "instance_id", opts.instanceID,
-		"event_queue_dir", opts.eventQueueDir)
+		"event_queue_dir", opts.eventQueueDir, "record", opts.record)
 
 	select {
 	case <-ctx.Done():
@@ -207,6 +271,10 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) error {
 		logger.Warn("closing connections that did not finish", "timeout", httpShutdownTimeout.String(), "error", err)
 		_ = httpServer.Close()
 	}
+	// Handlers cut off by Close may still run, and what they record
+	// after this is dropped and counted.
+	closeRecorder(recorder, logger)
+	recorder = nil
 	logger.Info("stopped", "events_left", left)
 	// A durable queue keeps the events left for the next start, so a drain
 	// that ran out of time lost nothing.
@@ -214,6 +282,37 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) error {
 		return fmt.Errorf("drain events: %d left unprocessed: %w", left, drainErr)
 	}
 	return nil
+}
+
+// openRecorder opens the file of --record and starts recording to it.
+func openRecorder(opts serveOptions, logger *slog.Logger, m *metrics.Metrics) (*sim.Recorder, error) {
+	output, err := sim.OpenRotatingFile(opts.record, opts.recordMaxSize, opts.recordMaxBackups)
+	if err != nil {
+		return nil, fmt.Errorf("invalid --record %q: %w: choose a file in an existing, writable directory", opts.record, err)
+	}
+	recorder, err := sim.NewRecorder(sim.RecorderConfig{
+		Output:       output,
+		MaxBodyBytes: opts.maxBodyBytes,
+		Logger:       logger,
+		Metrics:      m,
+	})
+	if err != nil {
+		_ = output.Close()
+		return nil, err
+	}
+	logger.Info("recording requests", "file", opts.record, "max_size_mib", opts.recordMaxSize, "max_backups", opts.recordMaxBackups)
+	return recorder, nil
+}
+
+// closeRecorder writes what recorder still buffers, closes its file and logs
+// a failure. It does nothing for a nil recorder.
+func closeRecorder(recorder *sim.Recorder, logger *slog.Logger) {
+	if recorder == nil {
+		return
+	}
+	if err := recorder.Close(); err != nil {
+		logger.Error("recording not closed", "error", err)
+	}
 }
 
 // buildApp picks the mode: the cluster of --kubeconfig, the in-cluster
