@@ -113,7 +113,7 @@ func TestCheckFixturesPass(t *testing.T) {
 
 	require.NoError(t, err)
 	assert.Empty(t, stdout)
-	assert.Equal(t, "checked 8 resources in 18 files: 0 errors\n", stderr)
+	assert.Equal(t, "checked 8 resources in 24 files: 0 errors\n", stderr)
 }
 
 func TestCheckEventGitHubPush(t *testing.T) {
@@ -121,7 +121,7 @@ func TestCheckEventGitHubPush(t *testing.T) {
 
 	require.NoError(t, err)
 	assertCheckGolden(t, "github-push.yaml", stdout)
-	assert.Equal(t, "checked 8 resources in 18 files: 0 errors; the event matched 1 resource and would create 1 Workflow\n", stderr)
+	assert.Equal(t, "checked 8 resources in 24 files: 0 errors; the event matched 1 resource and would create 1 Workflow\n", stderr)
 }
 
 // TestCheckEventFailures evaluates bindings, a cluster template and resources
