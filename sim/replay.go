@@ -191,6 +191,13 @@ func (r *Replayer) recordOutcomes(ev model.Event, outcomes []workers.Outcome) {
 func (r *Replayer) Replay(ctx context.Context, req Request) EventResult {
 	result := EventResult{Line: req.Line, Method: req.Method, Path: req.Path}
 
+	// Sending part of a body would replay a different request, one that
+	// might even be accepted, so such a line is only reported.
+	if req.BodyIncomplete {
+		result.Errors = []string{fmt.Sprintf("not replayed: the recording server returned %d without reading the whole body, so the line does not contain the request as sent", req.Status)}
+		return result
+	}
+
 	httpReq, err := r.prepare(ctx, req)
 	if err != nil {
 		result.Errors = []string{err.Error()}

@@ -209,3 +209,18 @@ func TestReplayPingIsNotQueued(t *testing.T) {
 	assert.True(t, result.Queued, "an event that matches nothing is still queued")
 	assert.Empty(t, result.Workflows)
 }
+
+func TestReplaySkipsIncompleteBody(t *testing.T) {
+	replayer := newTestReplayer(t, ReplayConfig{})
+	partial := bearerEvent(1, "hello events")
+	partial.Body = nil
+	partial.BodyIncomplete = true
+	partial.Status = http.StatusServiceUnavailable
+
+	result := replayer.Replay(t.Context(), partial)
+
+	assert.Zero(t, result.Status)
+	assert.Empty(t, result.Workflows)
+	require.Len(t, result.Errors, 1)
+	assert.Contains(t, result.Errors[0], "not replayed: the recording server returned 503 without reading the whole body")
+}

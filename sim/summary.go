@@ -16,7 +16,10 @@ import (
 // report must hold the results of requests, in order.
 //
 // NOTE: a redelivery's Workflow counts as one create, though the server
-// makes a create and a read for it. Failed creates count as none.
+// makes a create and a read for it. Failed creates count as none. A line
+// whose body the recording server did not read, such as a 503 under
+// overload, is not replayed and counts as not admitted, so a recording made
+// under overload understates the load.
 func Arrivals(requests []Request, report Report) ([]Arrival, error) {
 	if len(requests) != len(report.Events) {
 		return nil, fmt.Errorf("the replay has %d results for %d requests", len(report.Events), len(requests))
