@@ -70,6 +70,20 @@ check: lint test ## Check formatting, run go vet, then every test
 bench: ## Run the Go benchmarks (not part of test)
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
+CLUSTER_RUNS ?= 3
+
+.PHONY: bench-cluster
+bench-cluster: kube-binaries ## Compare wfevents with a client-go create loop on a real kube-apiserver, CLUSTER_RUNS times (about 30 s each)
+	@mkdir -p $(LOAD_DIR)
+	$(GO) test -c -o $(LOAD_DIR)/app.test ./app
+	@set -e; for run in $$(seq $(CLUSTER_RUNS)); do \
+		out=$(LOAD_DIR)/bench-cluster-$$run.txt; \
+		echo "== run $$run, machine before: $$(nproc) CPUs, $$(uptime)"; \
+		$(LOAD_DIR)/app.test -test.run '^$$' -test.bench BenchmarkClusterWorkflows -test.benchtime 2000x > $$out || { cat $$out; exit 1; }; \
+		cat $$out; \
+		echo "== run $$run, machine after: $$(nproc) CPUs, $$(uptime)"; \
+	done
+
 .PHONY: mocks
 mocks: ## Regenerate server/mocks with mockery $(MOCKERY_VERSION)
 	GOBIN=$(TOOLS_BIN) GOFLAGS=-mod=mod $(GO) install github.com/vektra/mockery/v2@$(MOCKERY_VERSION)
