@@ -70,6 +70,20 @@ check: lint test ## Check formatting, run go vet, then every test
 bench: ## Run the Go benchmarks (not part of test)
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
+CLUSTER_RUNS ?= 3
+
+.PHONY: bench-cluster
+bench-cluster: kube-binaries ## Compare wfevents with a client-go create loop on a real kube-apiserver, CLUSTER_RUNS times (about 30 s each)
+	@mkdir -p $(LOAD_DIR)
+	$(GO) test -c -o $(LOAD_DIR)/app.test ./app
+	@set -e; for run in $$(seq $(CLUSTER_RUNS)); do \
+		out=$(LOAD_DIR)/bench-cluster-$$run.txt; \
+		echo "== run $$run, machine before: $$(nproc) CPUs, $$(uptime)"; \
+		$(LOAD_DIR)/app.test -test.run '^$$' -test.bench BenchmarkClusterWorkflows -test.benchtime 2000x > $$out || { cat $$out; exit 1; }; \
+		cat $$out; \
+		echo "== run $$run, machine after: $$(nproc) CPUs, $$(uptime)"; \
+	done
+
 .PHONY: mocks
 mocks: ## Regenerate server/mocks with mockery $(MOCKERY_VERSION)
 	GOBIN=$(TOOLS_BIN) GOFLAGS=-mod=mod $(GO) install github.com/vektra/mockery/v2@$(MOCKERY_VERSION)
@@ -97,6 +111,6 @@ bench-report: ## Measure the figures of docs/benchmarks.md and print them for pa
 	$(LOAD_DIR)/wfevents load rate --namespace bench --rate 0 --max-workers 8 --max-requests 200000 --json $(LOAD_DIR)/admission-unpaced.json
 	$(LOAD_DIR)/wfevents load rate --rate 1000 --json $(LOAD_DIR)/rate-1000.json --plot $(LOAD_DIR)/rate-1000.html
 	$(LOAD_DIR)/wfevents load capacity --api-latency 10ms --step-duration 5s --duration 90s --json $(LOAD_DIR)/capacity.json --plot $(LOAD_DIR)/capacity.html
-	$(LOAD_DIR)/wfevents load rate --api-latency 10ms --rate $(STORM_RATE) --json $(LOAD_DIR)/storm.json --plot $(LOAD_DIR)/storm.html
+	$(LOAD_DIR)/wfevents load rate --api-latency 10ms --rate $(STORM_RATE) --duration 30s --max-requests $$(( $(STORM_RATE) * 30 )) --json $(LOAD_DIR)/storm.json --plot $(LOAD_DIR)/storm.html
 	$(LOAD_DIR)/wfevents load limit --json $(LOAD_DIR)/limit.json --plot $(LOAD_DIR)/limit.html
 	@echo "== machine after"; uptime
