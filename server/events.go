@@ -52,10 +52,14 @@ func (s *Server) handleEvent(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// Under overload, reject before the body is read and decoded, so a 503
-	// costs far less than an accepted event.
+	// costs far less than an accepted event. The connection stays open,
+	// unlike other rejections of unread requests: a sender that retries
+	// would otherwise pay a new connection for every 503, which in a storm
+	// costs more than net/http discarding a small body. net/http still
+	// closes the connection when more than 256 KiB of body is left.
 	if room, ok := s.cfg.Queue.(interface{ CheckRoom() error }); ok && !s.cfg.SyncDispatch {
 		if err := room.CheckRoom(); err != nil {
-			s.rejectUnread(w, r, err)
+			s.writeError(w, r, err)
 			return
 		}
 	}
