@@ -156,6 +156,16 @@ func NewCluster(cfg Config, cluster ClusterConfig) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Template reads are permission checks like the reviews, so they are
+	// reused for as long.
+	ttl, size := cluster.Review.CacheTTL, cluster.Review.CacheSize
+	if ttl == 0 {
+		ttl = kube.DefaultReviewCacheTTL
+	}
+	if size == 0 {
+		size = kube.DefaultReviewCacheSize
+	}
+	client.CacheTemplateReads(ttl, size)
 	reviewer := kube.NewReviewer(typed, cluster.Review)
 	registerReviewMetrics(cfg.Metrics, reviewer)
 	return newApp(cfg, components{

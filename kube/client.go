@@ -2,11 +2,17 @@ package kube
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
+	"strconv"
+	"strings"
 	"time"
+
+	"github.com/hashicorp/golang-lru/v2/expirable"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -30,6 +36,33 @@ type Client struct {
 	// connections.
 	config     *rest.Config
 	httpClient *http.Client
+
+	// templates, when set, keeps successful template reads per caller.
+	templates *expirable.LRU[string, model.Template]
+}
+
+// CacheTemplateReads makes c reuse a template it read as a caller, for that
+// same caller, for ttl. Without it, every event that matches reads its
+// template from the API server as well as creating its Workflow, which
+// doubles the API requests per event. Only successful reads are kept, so a
+// newly granted permission works at once.
+//
+// NOTE: like the review caches, this delays the effect of a change for up
+// to ttl: a caller whose read permission was revoked can still start the
+// template, and a change to the template's workflowMetadata reaches new
+// Workflows late. The expression and parameters come from the informer and
+// change at once.
+func (c *Client) CacheTemplateReads(ttl time.Duration, size int) {
+	c.templates = expirable.NewLRU[string, model.Template](size, nil, ttl)
+}
+
+// templateKey identifies a template read by caller.
+func templateKey(caller model.Identity, namespace string, ref model.TemplateRef) string {
+	sum := sha256.Sum256([]byte(strings.Join([]string{
+		caller.Subject, caller.UID, strings.Join(caller.Groups, "\x00"),
+		namespace, ref.Name, strconv.FormatBool(ref.ClusterScope),
+	}, "\x01")))
+	return hex.EncodeToString(sum[:])
 }
 
 // NewClient returns a Client that acts with dyn's own credentials and does
@@ -84,6 +117,14 @@ func (c *Client) forCaller(caller model.Identity) (dynamic.Interface, error) {
 // or the ClusterWorkflowTemplate when ref.ClusterScope is set. The error is
 // a *model.Error whose code classifies the API server's response.
 func (c *Client) GetTemplate(ctx context.Context, caller model.Identity, namespace string, ref model.TemplateRef) (model.Template, error) {
+	var key string
+	if c.templates != nil {
+		key = templateKey(caller, namespace, ref)
+		if template, ok := c.templates.Get(key); ok {
+			return template, nil
+		}
+	}
+
 	dyn, err := c.forCaller(caller)
 	if err != nil {
 		return model.Template{}, &model.Error{Code: model.CodeInternal, Message: "impersonate caller failed", Err: err}
@@ -102,6 +143,9 @@ func (c *Client) GetTemplate(ctx context.Context, caller model.Identity, namespa
 	template, err := TemplateFromObject(obj)
 	if err != nil {
 		return model.Template{}, &model.Error{Code: model.CodeInvalid, Message: fmt.Sprintf("%s %q is not valid", kind, ref.Name), Err: err}
+	}
+	if c.templates != nil {
+		c.templates.Add(key, template)
 	}
 	return template, nil
 }

@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -282,4 +283,45 @@ func TestImpersonatingClientNeedsSubject(t *testing.T) {
 	require.Error(t, err)
 
 	assert.Empty(t, api.received(), "without a user name the request would run with the server's own permissions")
+}
+
+func TestClientCachesTemplateReadsPerCaller(t *testing.T) {
+	dyn := NewFakeDynamicClient(objectFromYAML(t, templateYAML))
+	forbidden := true
+	dyn.PrependReactor("get", "workflowtemplates", func(action k8stesting.Action) (bool, runtime.Object, error) {
+		if forbidden {
+			forbidden = false
+			return true, nil, apierrors.NewForbidden(schema.GroupResource{Group: "argoproj.io", Resource: "workflowtemplates"}, "build", errors.New("no get"))
+		}
+		return false, nil, nil
+	})
+	client := NewClient(dyn)
+	client.CacheTemplateReads(time.Minute, 16)
+	admin := model.Identity{Subject: "admin"}
+	other := model.Identity{Subject: "admin", Groups: []string{"ops"}}
+	ref := model.TemplateRef{Name: "build"}
+	gets := func() int {
+		count := 0
+		for _, action := range dyn.Actions() {
+			if action.GetVerb() == "get" && action.GetResource().Resource == "workflowtemplates" {
+				count++
+			}
+		}
+		return count
+	}
+
+	_, err := client.GetTemplate(t.Context(), admin, "argo", ref)
+	require.Error(t, err)
+	_, err = client.GetTemplate(t.Context(), admin, "argo", ref)
+	require.NoError(t, err, "a failed read is not cached")
+	assert.Equal(t, 2, gets())
+
+	template, err := client.GetTemplate(t.Context(), admin, "argo", ref)
+	require.NoError(t, err)
+	assert.Equal(t, "build", template.Ref.Name)
+	assert.Equal(t, 2, gets(), "the same caller reuses the read")
+
+	_, err = client.GetTemplate(t.Context(), other, "argo", ref)
+	require.NoError(t, err)
+	assert.Equal(t, 3, gets(), "another identity reads again")
 }
