@@ -64,7 +64,7 @@ func TestSimulationAgreesWithPipeline(t *testing.T) {
 	require.NoError(t, err)
 	report := predictor.ReplayAll(t.Context(), requests)
 	predictor.Close()
-	arrivals, err := Arrivals(requests, report)
+	arrivals, _, err := Arrivals(requests, report)
 	require.NoError(t, err)
 	predicted, err := Simulate(arrivals, Settings{
 		PipelineSize: size,

@@ -145,6 +145,11 @@ func NewReplayer(ctx context.Context, cfg ReplayConfig) (*Replayer, error) {
 	if cfg.ProcessTimeout == 0 {
 		cfg.ProcessTimeout = 30 * time.Second
 	}
+	if cfg.As != "" {
+		if _, ok := cfg.Fixtures.Tokens.Lookup(cfg.As); !ok {
+			return nil, fmt.Errorf("invalid --as %q: the subject has no row in the fixtures' tokens.csv: pass a subject listed there, or replay with --fixtures DIR whose tokens.csv lists it", cfg.As)
+		}
+	}
 
 	r := &Replayer{
 		cfg:         cfg,
@@ -216,6 +221,10 @@ func (r *Replayer) Replay(ctx context.Context, req Request) EventResult {
 		result.Errors = []string{r.explain(req, recorder)}
 		return result
 	}
+	if dryRun, ok := dryRunMatches(recorder.Body.Bytes()); ok {
+		result.Matched = dryRun
+		return result
+	}
 
 	if err := r.waitProcessed(ctx); err != nil {
 		result.Errors = append(result.Errors, err.Error())
@@ -255,27 +264,26 @@ func (r *Replayer) prepare(ctx context.Context, req Request) (*http.Request, err
 	if httpReq.Header.Get("Authorization") != "" {
 		return httpReq, r.actAsSubject(httpReq, req)
 	}
-	if r.cfg.TrustSignatures && isSigned(httpReq.Header) {
+	// A delivery without a recorded subject was not verified when it was
+	// recorded, so it is sent as recorded and fails again.
+	if r.cfg.TrustSignatures && isSigned(httpReq.Header) && req.Subject != "" {
 		return httpReq, r.sign(httpReq, req)
 	}
 	return httpReq, nil
 }
 
 // actAsSubject replaces the Authorization header with a token for the
-// subject the request is replayed as. A token that was not redacted is kept
-// when neither --as nor a recorded subject is given.
+// subject the request is replayed as. Without --as or a recorded subject,
+// the header is sent as recorded: a redacted token then gets 401, as a token
+// the recording server rejected did.
 func (r *Replayer) actAsSubject(httpReq *http.Request, req Request) error {
 	subject := r.cfg.As
 	if subject == "" {
 		subject = req.Subject
 	}
-	if subject == "" {
-		if strings.Contains(httpReq.Header.Get("Authorization"), Redacted) {
-			return errors.New("the Authorization header was redacted and the line has no subject: set \"subject\" on the line or pass --as SUBJECT")
-		}
-		return nil
+	if subject != "" {
+		httpReq.Header.Set("Authorization", "Bearer "+r.tokenPrefix+subject)
 	}
-	httpReq.Header.Set("Authorization", "Bearer "+r.tokenPrefix+subject)
 	return nil
 }
 
@@ -351,10 +359,35 @@ func (r *Replayer) explain(req Request, recorder *httptest.ResponseRecorder) str
 	if err := json.Unmarshal(recorder.Body.Bytes(), &body); err == nil && body.Message != "" {
 		message = body.Message
 	}
-	if recorder.Code == http.StatusUnauthorized && !r.cfg.TrustSignatures && hasRedactedSignature(req.Headers) {
+	if recorder.Code != http.StatusUnauthorized {
+		return message
+	}
+	switch {
+	case strings.Contains(req.Headers.Get("Authorization"), Redacted) && req.Subject == "" && r.cfg.As == "":
+		message += " (the token was redacted when the request was recorded and the line has no subject: if the recording server accepted it, set \"subject\" on the line or pass --as SUBJECT)"
+	case hasRedactedSignature(req.Headers) && !r.cfg.TrustSignatures:
 		message += " (the signature was redacted when the request was recorded: replay with --trust-signatures)"
+	case hasRedactedSignature(req.Headers) && req.Subject == "":
+		message += " (the signature was redacted when the request was recorded and the line has no subject: if the recording server accepted it, set \"subject\" on the line to the ServiceAccount that signs it, system:serviceaccount:NAMESPACE:NAME)"
 	}
 	return message
+}
+
+// dryRunMatches returns the resources that a dry run's response lists as
+// matched, and whether body is a dry run's response.
+func dryRunMatches(body []byte) ([]string, bool) {
+	var response server.DryRunResponse
+	if err := json.Unmarshal(body, &response); err != nil || !response.DryRun {
+		return nil, false
+	}
+	var matched []string
+	for _, resource := range response.Resources {
+		if resource.Matched {
+			ref := model.ResourceRef{Kind: resource.Kind, Namespace: resource.Namespace, Name: resource.Name}
+			matched = append(matched, ref.String())
+		}
+	}
+	return matched, true
 }
 
 func hasRedactedSignature(header http.Header) bool {

@@ -77,9 +77,9 @@ func TestReplaySubjectChoices(t *testing.T) {
 	missing := bearerEvent(1, "x")
 	missing.Subject = ""
 	result := replayer.Replay(t.Context(), missing)
-	assert.Zero(t, result.Status, "a redacted token without a subject is not sent")
+	assert.Equal(t, http.StatusUnauthorized, result.Status, "a redacted token without a subject fails as a rejected token did")
 	require.Len(t, result.Errors, 1)
-	assert.Contains(t, result.Errors[0], "--as SUBJECT")
+	assert.Contains(t, result.Errors[0], "set \"subject\" on the line or pass --as SUBJECT")
 
 	unknown := bearerEvent(2, "x")
 	unknown.Subject = "mallory"
@@ -137,6 +137,14 @@ func TestReplayTrustSignaturesSignsAgain(t *testing.T) {
 	assert.Equal(t, http.StatusOK, result.Status, result.Errors)
 	assert.Len(t, result.Workflows, 1)
 
+	unverified := githubPush(t, 3, "delivery-3")
+	unverified.Subject = ""
+	unverified.Headers.Set("X-Hub-Signature-256", Redacted)
+	result = replayer.Replay(t.Context(), unverified)
+	assert.Equal(t, http.StatusUnauthorized, result.Status, "a delivery the recording server did not verify is sent as recorded")
+	require.Len(t, result.Errors, 1)
+	assert.Contains(t, result.Errors[0], "set \"subject\" on the line to the ServiceAccount that signs it")
+
 	stranger := githubPush(t, 2, "delivery-2")
 	stranger.Subject = "system:serviceaccount:argo:nobody"
 	result = replayer.Replay(t.Context(), stranger)
@@ -176,7 +184,7 @@ func TestCheckExpectations(t *testing.T) {
 	problems := CheckExpectations(requests, replayer.ReplayAll(t.Context(), requests))
 
 	require.Len(t, problems, 2)
-	assert.Equal(t, "line 2: status 200, expected 202 ()", problems[0])
+	assert.Equal(t, "line 2: status 200, expected 202", problems[0])
 	assert.Equal(t, "line 2: Workflows from [], expected from [WorkflowTemplate/argo/event-consumer]", problems[1])
 }
 
@@ -223,4 +231,27 @@ func TestReplaySkipsIncompleteBody(t *testing.T) {
 	assert.Empty(t, result.Workflows)
 	require.Len(t, result.Errors, 1)
 	assert.Contains(t, result.Errors[0], "not replayed: the recording server returned 503 without reading the whole body")
+}
+
+func TestReplayAsMustBeInTokens(t *testing.T) {
+	set, err := fixtures.Load(fixtures.Embedded())
+	require.NoError(t, err)
+
+	_, err = NewReplayer(t.Context(), ReplayConfig{Fixtures: set, As: "bob"})
+
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), `invalid --as "bob": the subject has no row in the fixtures' tokens.csv`)
+}
+
+func TestReplayDryRunListsMatches(t *testing.T) {
+	replayer := newTestReplayer(t, ReplayConfig{})
+	dryRun := bearerEvent(1, "hello events")
+	dryRun.Path += "?dryRun=All"
+
+	result := replayer.Replay(t.Context(), dryRun)
+
+	assert.Equal(t, http.StatusOK, result.Status, result.Errors)
+	assert.Equal(t, []string{"WorkflowTemplate/argo/event-consumer"}, result.Matched)
+	assert.Empty(t, result.Workflows, "a dry run creates nothing")
+	assert.False(t, result.Queued)
 }

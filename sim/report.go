@@ -43,7 +43,8 @@ func WriteReportTable(w io.Writer, report Report) error {
 			status = strconv.Itoa(event.Status)
 		}
 		matched := strconv.Itoa(len(event.Matched))
-		errors := strings.Join(event.Errors, "; ")
+		// An expression error spans lines, which would break the table.
+		errors := strings.Join(strings.Fields(strings.Join(event.Errors, "; ")), " ")
 		if len(event.Workflows) == 0 {
 			fmt.Fprintf(table, "%d\t%s\t%s\t%s\t-\t-\t%s\n", event.Line, status, dash(event.EventID), matched, dash(errors))
 			continue
@@ -149,7 +150,11 @@ func CheckExpectations(requests []Request, report Report) []string {
 		}
 		result := report.Events[i]
 		if req.Expect.Status != 0 && req.Expect.Status != result.Status {
-			problems = append(problems, fmt.Sprintf("line %d: status %d, expected %d (%s)", req.Line, result.Status, req.Expect.Status, strings.Join(result.Errors, "; ")))
+			problem := fmt.Sprintf("line %d: status %d, expected %d", req.Line, result.Status, req.Expect.Status)
+			if len(result.Errors) > 0 {
+				problem += " (" + strings.Join(result.Errors, "; ") + ")"
+			}
+			problems = append(problems, problem)
 		}
 		if req.Expect.Resources == nil {
 			continue

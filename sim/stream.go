@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"reflect"
+	"strings"
 	"time"
 	"unicode/utf8"
 )
@@ -122,9 +124,13 @@ func (r Request) MarshalJSON() ([]byte, error) {
 // UnmarshalJSON reads a line that MarshalJSON wrote, or one written by hand
 // with at most one of the body fields.
 func (r *Request) UnmarshalJSON(data []byte) error {
+	// Unknown fields are rejected, because a misspelled "expect" or "body"
+	// would otherwise be ignored and a CI check pass without checking.
 	var in requestJSON
-	if err := json.Unmarshal(data, &in); err != nil {
-		return err
+	decoder := json.NewDecoder(bytes.NewReader(data))
+	decoder.DisallowUnknownFields()
+	if err := decoder.Decode(&in); err != nil {
+		return describeJSONError(err)
 	}
 
 	set := 0
@@ -169,6 +175,37 @@ func (r *Request) UnmarshalJSON(data []byte) error {
 	return nil
 }
 
+// describeJSONError rewords the errors of decoding a line, which name Go
+// types, in terms of the line's fields.
+func describeJSONError(err error) error {
+	if typeErr, ok := errors.AsType[*json.UnmarshalTypeError](err); ok {
+		return fmt.Errorf("invalid %q: found a JSON %s where the format has %s", typeErr.Field, typeErr.Value, jsonTypeName(typeErr.Type.Kind()))
+	}
+	if timeErr, ok := errors.AsType[*time.ParseError](err); ok {
+		return fmt.Errorf("invalid \"time\" %q: write the receive time in RFC 3339, such as 2026-12-04T10:00:00Z", timeErr.Value)
+	}
+	if field, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+		return fmt.Errorf("unknown field %s: the fields are time, method, path, headers, body, bodyText, bodyBase64, bodyIncomplete, subject, status, eventId and expect (with status and resources)", field)
+	}
+	return err
+}
+
+// jsonTypeName names the JSON type that holds a Go value of kind.
+func jsonTypeName(kind reflect.Kind) string {
+	switch kind {
+	case reflect.String:
+		return "a string"
+	case reflect.Slice, reflect.Array:
+		return "an array"
+	case reflect.Map, reflect.Struct:
+		return "an object"
+	case reflect.Bool:
+		return "true or false"
+	default:
+		return "a number"
+	}
+}
+
 // isCompactJSON reports whether data is one JSON value with no whitespace
 // outside strings and no characters that json.Marshal would escape, so it
 // survives being embedded in a line of JSON byte for byte.
@@ -191,10 +228,17 @@ func isCompactJSON(data []byte) bool {
 const MaxLineBytes = 16 << 20
 
 // ReadStream reads a recorded stream: JSON Lines, one Request per line.
-// Blank lines are skipped. An error names the line.
+// Blank lines are skipped. An error names the line. A line may have up to
+// MaxLineBytes bytes.
 func ReadStream(r io.Reader) ([]Request, error) {
+	return ReadStreamLimit(r, MaxLineBytes)
+}
+
+// ReadStreamLimit is ReadStream with lines of up to maxLineBytes bytes,
+// for streams recorded with a raised body limit.
+func ReadStreamLimit(r io.Reader, maxLineBytes int) ([]Request, error) {
 	scanner := bufio.NewScanner(r)
-	scanner.Buffer(make([]byte, 64<<10), MaxLineBytes)
+	scanner.Buffer(make([]byte, 64<<10), maxLineBytes)
 
 	var requests []Request
 	line := 0
@@ -206,7 +250,10 @@ func ReadStream(r io.Reader) ([]Request, error) {
 		}
 		var req Request
 		if err := json.Unmarshal(text, &req); err != nil {
-			return nil, fmt.Errorf("line %d: %w: each line must be one JSON object with time, method, path, headers and body", line, err)
+			if _, syntax := errors.AsType[*json.SyntaxError](err); syntax {
+				return nil, fmt.Errorf("line %d: %w: each line must be one JSON object with time, method, path, headers and body", line, err)
+			}
+			return nil, fmt.Errorf("line %d: %w", line, err)
 		}
 		if err := req.validate(); err != nil {
 			return nil, fmt.Errorf("line %d: %w", line, err)
@@ -216,7 +263,7 @@ func ReadStream(r io.Reader) ([]Request, error) {
 	}
 	if err := scanner.Err(); err != nil {
 		if errors.Is(err, bufio.ErrTooLong) {
-			return nil, fmt.Errorf("line %d: longer than %d bytes: a recorded body must not exceed the server's body limit", line+1, MaxLineBytes)
+			return nil, fmt.Errorf("line %d: longer than %d bytes: raise --max-body-bytes to the recording server's body limit", line+1, maxLineBytes)
 		}
 		return nil, fmt.Errorf("line %d: %w", line+1, err)
 	}

@@ -79,18 +79,24 @@ func TestStreamBodyIncomplete(t *testing.T) {
 
 func TestReadStreamErrorsNameLine(t *testing.T) {
 	cases := map[string]string{
-		"not JSON":       "{\"method\":\"POST\",\"path\":\"/\"}\nnot json\n",
-		"two bodies":     "\n{\"method\":\"POST\",\"path\":\"/\",\"body\":{},\"bodyText\":\"x\"}\n",
-		"missing method": "{\"path\":\"/\"}\n{\"method\":\"POST\",\"path\":\"/\"}\n",
-		"relative path":  "{\"method\":\"POST\",\"path\":\"/\"}\n{\"method\":\"POST\",\"path\":\"api\"}\n",
-		"invalid base64": "{\"method\":\"POST\",\"path\":\"/\"}\n{\"method\":\"POST\",\"path\":\"/\",\"bodyBase64\":\"!\"}\n",
+		"not JSON":         "{\"method\":\"POST\",\"path\":\"/\"}\nnot json\n",
+		"two bodies":       "\n{\"method\":\"POST\",\"path\":\"/\",\"body\":{},\"bodyText\":\"x\"}\n",
+		"missing method":   "{\"path\":\"/\"}\n{\"method\":\"POST\",\"path\":\"/\"}\n",
+		"relative path":    "{\"method\":\"POST\",\"path\":\"/\"}\n{\"method\":\"POST\",\"path\":\"api\"}\n",
+		"invalid base64":   "{\"method\":\"POST\",\"path\":\"/\"}\n{\"method\":\"POST\",\"path\":\"/\",\"bodyBase64\":\"!\"}\n",
+		"misspelled field": "{\"method\":\"POST\",\"path\":\"/\",\"expect\":{\"stauts\":201}}\n",
+		"header string":    "{\"method\":\"POST\",\"path\":\"/\",\"headers\":{\"X-A\":\"b\"}}\n",
+		"invalid time":     "{\"method\":\"POST\",\"path\":\"/\",\"time\":\"yesterday\"}\n",
 	}
 	want := map[string]string{
-		"not JSON":       "line 2:",
-		"two bodies":     "line 2: more than one of body",
-		"missing method": `line 1: missing "method"`,
-		"relative path":  `line 2: invalid "path" "api"`,
-		"invalid base64": "line 2: invalid bodyBase64",
+		"not JSON":         "line 2:",
+		"two bodies":       "line 2: more than one of body",
+		"missing method":   `line 1: missing "method"`,
+		"relative path":    `line 2: invalid "path" "api"`,
+		"invalid base64":   "line 2: invalid bodyBase64",
+		"misspelled field": `line 1: unknown field "stauts"`,
+		"header string":    `line 1: invalid "headers": found a JSON string where the format has an array`,
+		"invalid time":     `line 1: invalid "time" "yesterday": write the receive time in RFC 3339`,
 	}
 	for name, stream := range cases {
 		t.Run(name, func(t *testing.T) {

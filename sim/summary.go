@@ -3,6 +3,8 @@ package sim
 import (
 	"fmt"
 	"io"
+	"math"
+	"net/http"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -15,38 +17,81 @@ import (
 // slot. Requests to other paths never meet the pipeline and are left out.
 // report must hold the results of requests, in order.
 //
+// A line the recording server rejected with 503 before reading it has no
+// body to replay. It stands for an event that needed a slot, so it counts
+// as admitted, with the mean Workflow count of the queued events rounded,
+// or 1 when none was queued.
+//
 // NOTE: a redelivery's Workflow counts as one create, though the server
-// makes a create and a read for it. Failed creates count as none. A line
-// whose body the recording server did not read, such as a 503 under
-// overload, is not replayed and counts as not admitted, so a recording made
-// under overload understates the load.
-func Arrivals(requests []Request, report Report) ([]Arrival, error) {
+// makes a create and a read for it. Failed creates count as none.
+func Arrivals(requests []Request, report Report) ([]Arrival, ArrivalStats, error) {
+	var stats ArrivalStats
 	if len(requests) != len(report.Events) {
-		return nil, fmt.Errorf("the replay has %d results for %d requests", len(report.Events), len(requests))
+		return nil, stats, fmt.Errorf("the replay has %d results for %d requests", len(report.Events), len(requests))
 	}
 	if len(requests) == 0 {
-		return nil, nil
+		return nil, stats, nil
 	}
 
 	first := requests[0].Time
-	for _, req := range requests {
+	queued, creates := 0, 0
+	for i, req := range requests {
+		if req.Time.IsZero() {
+			return nil, stats, fmt.Errorf("line %d has no \"time\": a simulation needs the receive time of every request", req.Line)
+		}
 		if req.Time.Before(first) {
 			first = req.Time
 		}
+		if report.Events[i].Queued {
+			queued++
+			creates += len(report.Events[i].Workflows)
+		}
 	}
+	stats.EstimatedCreates = 1
+	if queued > 0 {
+		stats.EstimatedCreates = (creates + queued/2) / queued
+	}
+
 	arrivals := make([]Arrival, 0, len(requests))
 	for i, req := range requests {
 		if !strings.HasPrefix(req.Path, eventsPathPrefix) {
+			stats.OtherPaths++
 			continue
 		}
+		at := req.Time.Sub(first)
+		if at == math.MaxInt64 {
+			return nil, stats, fmt.Errorf("line %d: its time %s is more than 292 years after the first request's, %s, which a simulation cannot represent", req.Line, req.Time.Format(time.RFC3339), first.Format(time.RFC3339))
+		}
+
 		result := report.Events[i]
-		arrivals = append(arrivals, Arrival{
-			At:       req.Time.Sub(first),
-			Admitted: result.Queued,
-			Creates:  len(result.Workflows),
-		})
+		arrival := Arrival{At: at, Admitted: result.Queued, Creates: len(result.Workflows)}
+		switch {
+		case req.BodyIncomplete && req.Status == http.StatusServiceUnavailable:
+			arrival.Admitted, arrival.Creates = true, stats.EstimatedCreates
+			stats.Estimated++
+		case result.Status == 0:
+			stats.NotReplayed++
+		}
+		arrivals = append(arrivals, arrival)
 	}
-	return arrivals, nil
+	return arrivals, stats, nil
+}
+
+// ArrivalStats counts the requests that Arrivals did not take from the
+// replay as they were.
+type ArrivalStats struct {
+	// OtherPaths are requests to paths other than the events endpoint,
+	// left out.
+	OtherPaths int `json:"otherPaths"`
+
+	// Estimated are recorded 503s without a body, each counted as admitted
+	// with EstimatedCreates Workflows.
+	Estimated        int `json:"estimated"`
+	EstimatedCreates int `json:"estimatedCreates"`
+
+	// NotReplayed are other lines that replay could not send, counted as
+	// not admitted.
+	NotReplayed int `json:"notReplayed"`
 }
 
 // Summary is the part of a Result that a person or a program reads: the
@@ -57,6 +102,9 @@ type Summary struct {
 	Speed        float64 `json:"speed"`
 	APILatency   string  `json:"apiLatency"`
 	Seed         uint64  `json:"seed"`
+
+	// Input counts the requests of the stream that were left out or estimated.
+	Input ArrivalStats `json:"input"`
 
 	Requests    int `json:"requests"`
 	Accepted    int `json:"accepted"`
@@ -94,9 +142,11 @@ type DepthSample struct {
 }
 
 // Summarize returns the summary of r, with the depth over time in
-// intervals many intervals.
-func Summarize(r Result, intervals int) Summary {
+// intervals many intervals. input describes how the arrivals were made.
+func Summarize(r Result, input ArrivalStats, intervals int) Summary {
 	return Summary{
+		Input: input,
+
 		PipelineSize: r.Settings.PipelineSize,
 		Workers:      r.Settings.Workers,
 		Speed:        r.Settings.Speed,
@@ -182,10 +232,15 @@ func WriteSummary(w io.Writer, s Summary) error {
 	fmt.Fprintf(table, "rejected (503)\t%d\n", s.Rejected)
 	fmt.Fprintf(table, "not admitted\t%d\t(401, 400, 403, pings and dry runs: no pipeline slot)\n", s.NotAdmitted)
 	fmt.Fprintf(table, "Workflows created\t%d\n", s.Workflows)
-	fmt.Fprintf(table, "delay to creation\tp50 %s, p90 %s, p99 %s, max %s\n",
-		seconds(s.Delay.P50), seconds(s.Delay.P90), seconds(s.Delay.P99), seconds(s.Delay.Max))
+	if s.Workflows > 0 {
+		fmt.Fprintf(table, "delay to creation\tp50 %s, p90 %s, p99 %s, max %s\n",
+			seconds(s.Delay.P50), seconds(s.Delay.P90), seconds(s.Delay.P99), seconds(s.Delay.Max))
+	}
 	fmt.Fprintf(table, "max depth\t%d of %d\n", s.MaxDepth, s.PipelineSize)
-	fmt.Fprintf(table, "last Workflow created\tat %s\n", seconds(s.LastCreatedSeconds))
+	if s.Workflows > 0 {
+		fmt.Fprintf(table, "last Workflow created\tat %s\n", seconds(s.LastCreatedSeconds))
+	}
+	writeInputNotes(table, s.Input)
 	if err := table.Flush(); err != nil {
 		return err
 	}
@@ -201,6 +256,20 @@ func WriteSummary(w io.Writer, s Summary) error {
 		fmt.Fprintf(table, "%s\t%d\t\t%s\n", seconds(sample.AtSeconds), sample.MaxDepth, bar)
 	}
 	return table.Flush()
+}
+
+// writeInputNotes adds a line for each kind of request that was left out
+// or estimated.
+func writeInputNotes(w io.Writer, input ArrivalStats) {
+	if input.OtherPaths > 0 {
+		fmt.Fprintf(w, "left out\t%d\t(requests to paths other than /api/v1/events/)\n", input.OtherPaths)
+	}
+	if input.Estimated > 0 {
+		fmt.Fprintf(w, "estimated\t%d\t(recorded 503s without a body, counted as admitted with %d Workflows each)\n", input.Estimated, input.EstimatedCreates)
+	}
+	if input.NotReplayed > 0 {
+		fmt.Fprintf(w, "not replayed\t%d\t(counted as not admitted; wfevents replay shows why)\n", input.NotReplayed)
+	}
 }
 
 // barWidth is the length of the depth bar of a full pipeline.

@@ -10,6 +10,7 @@ import (
 	"os"
 
 	"github.com/wfevents/wfevents/fixtures"
+	"github.com/wfevents/wfevents/server"
 	"github.com/wfevents/wfevents/sim"
 )
 
@@ -48,6 +49,7 @@ type replayOptions struct {
 	output          string
 	expect          string
 	update          bool
+	maxBodyBytes    int64
 }
 
 func parseReplayFlags(args []string, stderr io.Writer) (replayOptions, error) {
@@ -62,22 +64,25 @@ func parseReplayFlags(args []string, stderr io.Writer) (replayOptions, error) {
 	flags.StringVar(&opts.as, "as", "", "`subject` to send every bearer-token request as, in place of the recorded subject")
 	flags.BoolVar(&opts.trustSignatures, "trust-signatures", false, "sign webhook deliveries again with the fixtures' secret of their recorded subject")
 	flags.StringVar(&opts.output, "output", "table", "report `format`: table or json")
+	flags.Int64Var(&opts.maxBodyBytes, "max-body-bytes", server.DefaultMaxBodyBytes, "body limit in `bytes`, as the recording server's --max-body-bytes")
 	flags.StringVar(&opts.expect, "expect", "", "expected report `file` (JSON) to compare the result with")
 	flags.BoolVar(&opts.update, "update", false, "write the result to the --expect file instead of comparing")
 
-	if err := flags.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return opts, err
-		}
+	positional, err := parseInterspersed(flags, args)
+	if err != nil {
+		return opts, err
+	}
+	if len(positional) != 1 {
+		fmt.Fprintf(stderr, "wfevents replay: expected one STREAM argument, got %d: pass the recorded stream's file, or - for stdin\n", len(positional))
 		return opts, errUsage
 	}
-	if flags.NArg() != 1 {
-		fmt.Fprintf(stderr, "wfevents replay: expected one STREAM argument, got %d: pass the recorded stream's file, or - for stdin\n", flags.NArg())
-		return opts, errUsage
-	}
-	opts.stream = flags.Arg(0)
+	opts.stream = positional[0]
 	if opts.output != "table" && opts.output != "json" {
 		fmt.Fprintf(stderr, "wfevents replay: invalid --output %q: use table or json\n", opts.output)
+		return opts, errUsage
+	}
+	if opts.maxBodyBytes < 1 {
+		fmt.Fprintf(stderr, "wfevents replay: invalid --max-body-bytes %d: must be at least 1\n", opts.maxBodyBytes)
 		return opts, errUsage
 	}
 	if opts.update && opts.expect == "" {
@@ -96,7 +101,7 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 
-	requests, err := readStream(opts.stream)
+	requests, err := readStream(opts.stream, opts.maxBodyBytes)
 	if err != nil {
 		return err
 	}
@@ -109,6 +114,7 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		Fixtures:        seed,
 		As:              opts.as,
 		TrustSignatures: opts.trustSignatures,
+		MaxBodyBytes:    opts.maxBodyBytes,
 	})
 	if err != nil {
 		return err
@@ -128,13 +134,29 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 
+	notReplayed := 0
+	for _, result := range report.Events {
+		if result.Status == 0 {
+			notReplayed++
+		}
+	}
+	if notReplayed > 0 {
+		fmt.Fprintf(stderr, "%d of %d requests were not replayed: the ERRORS column gives the reason for each\n", notReplayed, len(report.Events))
+	}
+
 	differs := false
 	for _, problem := range sim.CheckExpectations(requests, report) {
 		fmt.Fprintln(stderr, problem)
 		differs = true
 	}
 	if opts.update {
-		return writeExpected(opts.expect, report)
+		if err := writeExpected(opts.expect, report); err != nil {
+			return err
+		}
+		if differs {
+			return errReplayDiffers
+		}
+		return nil
 	}
 	if opts.expect != "" {
 		want, err := readExpected(opts.expect)
@@ -143,7 +165,7 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		}
 		if diff := sim.DiffReports(want, report); diff != "" {
 			fmt.Fprintf(stderr, "replay of %s differs from %s:\n%s", opts.stream, opts.expect, diff)
-			fmt.Fprintf(stderr, "If the new result is right, run: wfevents replay --update --expect %s %s\n", opts.expect, opts.stream)
+			fmt.Fprintln(stderr, "If the new result is right, run the same command with --update added.")
 			differs = true
 		}
 	}
@@ -153,10 +175,13 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	return nil
 }
 
-// readStream reads a recorded stream from path, or from stdin for "-".
-func readStream(path string) ([]sim.Request, error) {
+// readStream reads a recorded stream from path, or from stdin for "-". Its
+// lines may hold bodies of up to maxBodyBytes.
+func readStream(path string, maxBodyBytes int64) ([]sim.Request, error) {
+	// A body takes 4/3 of its size in base64, and the headers come on top.
+	maxLine := max(sim.MaxLineBytes, int(maxBodyBytes/3*4 + (1 << 20)))
 	if path == "-" {
-		requests, err := sim.ReadStream(os.Stdin)
+		requests, err := sim.ReadStreamLimit(os.Stdin, maxLine)
 		if err != nil {
 			return nil, fmt.Errorf("read stream from stdin: %w", err)
 		}
@@ -164,10 +189,10 @@ func readStream(path string) ([]sim.Request, error) {
 	}
 	file, err := os.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("open stream: %w", err)
+		return nil, fmt.Errorf("open stream: %w: pass the path of a recorded stream (JSON Lines), or - for stdin", err)
 	}
 	defer file.Close()
-	requests, err := sim.ReadStream(file)
+	requests, err := sim.ReadStreamLimit(file, maxLine)
 	if err != nil {
 		return nil, fmt.Errorf("read stream %s: %w", path, err)
 	}
@@ -205,7 +230,7 @@ func writeExpected(path string, report sim.Report) error {
 		return err
 	}
 	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
-		return fmt.Errorf("write expected result: %w", err)
+		return fmt.Errorf("write expected result: %w: check that the directory of --expect exists and is writable", err)
 	}
 	return nil
 }

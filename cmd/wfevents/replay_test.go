@@ -55,7 +55,7 @@ func TestReplayExpectReportsDifference(t *testing.T) {
 	assert.Contains(t, stderr, "line 1 (POST /api/v1/events/argo) differs (-expected +replayed)")
 	assert.Contains(t, stderr, `"goodbye"`)
 	assert.Contains(t, stderr, `"hello events"`)
-	assert.Contains(t, stderr, "wfevents replay --update --expect")
+	assert.Contains(t, stderr, "run the same command with --update added")
 }
 
 func TestReplayInlineExpectationFails(t *testing.T) {
@@ -91,4 +91,38 @@ func TestReplayFlagErrors(t *testing.T) {
 			assert.Contains(t, message, tc.want)
 		})
 	}
+}
+
+func TestReplayFlagsAfterStream(t *testing.T) {
+	stream := writeTestStream(t, testStream)
+
+	stdout, stderr, err := runCommand(t, "replay", stream, "--output", "json")
+
+	require.NoError(t, err, stderr)
+	assert.Contains(t, stdout, `"eventId": "replay-1"`)
+}
+
+func TestReplayUpdateStillChecksLines(t *testing.T) {
+	stream := writeTestStream(t, strings.Replace(testStream, `"expect":{"status":200,"resources":[]}`, `"expect":{"status":201}`, 1))
+	expected := filepath.Join(t.TempDir(), "expected.json")
+
+	_, stderr, err := runCommand(t, "replay", "--update", "--expect", expected, stream)
+
+	require.ErrorIs(t, err, errReplayDiffers)
+	assert.Contains(t, stderr, "line 2: status 200, expected 201")
+	assert.FileExists(t, expected, "the result is written even so")
+}
+
+func TestReplayRaisedBodyLimit(t *testing.T) {
+	message := strings.Repeat("x", 3<<20)
+	line := `{"time":"2026-12-04T10:00:00Z","method":"POST","path":"/api/v1/events/argo","headers":{"Authorization":["REDACTED"],"X-Argo-E2e":["true"]},"body":{"message":"` + message + `"},"subject":"admin"}` + "\n"
+	stream := writeTestStream(t, line)
+
+	stdout, stderr, err := runCommand(t, "replay", stream)
+	require.NoError(t, err, stderr)
+	assert.Regexp(t, `\n1\s+413\s`, stdout, "the default limit is 2 MiB")
+
+	stdout, stderr, err = runCommand(t, "replay", "--max-body-bytes", "4194304", stream)
+	require.NoError(t, err, stderr)
+	assert.Regexp(t, `\n1\s+200\s`, stdout)
 }

@@ -8,9 +8,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"time"
 
+	"github.com/wfevents/wfevents/server"
 	"github.com/wfevents/wfevents/sim"
 )
 
@@ -53,6 +55,8 @@ type simulateOptions struct {
 
 	settings sim.Settings
 
+	maxBodyBytes int64
+
 	sweep        bool
 	sweepSizes   string
 	sweepWorkers string
@@ -79,6 +83,7 @@ func parseSimulateFlags(args []string, stderr io.Writer) (simulateOptions, error
 	flags.StringVar(&opts.as, "as", "", "`subject` to send every bearer-token request as, in place of the recorded subject")
 	flags.BoolVar(&opts.trustSignatures, "trust-signatures", false, "sign webhook deliveries again with the fixtures' secret of their recorded subject")
 	flags.StringVar(&opts.output, "output", "table", "report `format`: table or json")
+	flags.Int64Var(&opts.maxBodyBytes, "max-body-bytes", server.DefaultMaxBodyBytes, "body limit in `bytes`, as the recording server's --max-body-bytes")
 	flags.IntVar(&opts.settings.PipelineSize, "event-pipeline-size", opts.settings.PipelineSize, "`events` the pipeline holds at once, queued or being processed")
 	flags.IntVar(&opts.settings.PipelineSize, "event-operation-queue-size", opts.settings.PipelineSize, "alias of --event-pipeline-size, Argo's name")
 	flags.IntVar(&opts.settings.Workers, "event-worker-count", opts.settings.Workers, "`workers` that process events")
@@ -92,17 +97,15 @@ func parseSimulateFlags(args []string, stderr io.Writer) (simulateOptions, error
 	flags.StringVar(&opts.depthChart, "depth-chart", "", "SVG `file` to write the pipeline depth over time to")
 	flags.IntVar(&opts.intervals, "intervals", 20, "`count` of intervals in the depth-over-time table")
 
-	if err := flags.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return opts, err
-		}
+	positional, err := parseInterspersed(flags, args)
+	if err != nil {
+		return opts, err
+	}
+	if len(positional) != 1 {
+		fmt.Fprintf(stderr, "wfevents simulate: expected one STREAM argument, got %d: pass the recorded stream's file, or - for stdin\n", len(positional))
 		return opts, errUsage
 	}
-	if flags.NArg() != 1 {
-		fmt.Fprintf(stderr, "wfevents simulate: expected one STREAM argument, got %d: pass the recorded stream's file, or - for stdin\n", flags.NArg())
-		return opts, errUsage
-	}
-	opts.stream = flags.Arg(0)
+	opts.stream = positional[0]
 	if err := opts.validate(); err != nil {
 		fmt.Fprintf(stderr, "wfevents simulate: %v\n", err)
 		return opts, errUsage
@@ -121,8 +124,11 @@ func (opts simulateOptions) validate() error {
 	if opts.settings.Workers < 1 {
 		return fmt.Errorf("invalid --event-worker-count %d: must be at least 1", opts.settings.Workers)
 	}
-	if !(opts.settings.Speed > 0) {
-		return fmt.Errorf("invalid --speed %v: must be greater than 0, such as 1 for real time", opts.settings.Speed)
+	if opts.maxBodyBytes < 1 {
+		return fmt.Errorf("invalid --max-body-bytes %d: must be at least 1", opts.maxBodyBytes)
+	}
+	if !(opts.settings.Speed > 0) || math.IsInf(opts.settings.Speed, 1) {
+		return fmt.Errorf("invalid --speed %v: must be a positive finite number, such as 1 for real time", opts.settings.Speed)
 	}
 	if opts.intervals < 1 || opts.intervals > 1000 {
 		return fmt.Errorf("invalid --intervals %d: must be from 1 to 1000", opts.intervals)
@@ -142,13 +148,13 @@ func runSimulate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return err
 	}
 
-	arrivals, err := replayForSimulation(ctx, opts)
+	arrivals, input, err := replayForSimulation(ctx, opts)
 	if err != nil {
 		return err
 	}
 
 	if opts.sweep {
-		return runSweep(arrivals, opts, stdout)
+		return runSweep(arrivals, input, opts, stdout)
 	}
 	result, err := sim.Simulate(arrivals, opts.settings)
 	if err != nil {
@@ -160,7 +166,7 @@ func runSimulate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		}
 	}
 
-	summary := sim.Summarize(result, opts.intervals)
+	summary := sim.Summarize(result, input, opts.intervals)
 	if opts.output == "json" {
 		encoder := json.NewEncoder(stdout)
 		encoder.SetIndent("", "  ")
@@ -171,35 +177,36 @@ func runSimulate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 
 // replayForSimulation replays the stream to learn each request's admission
 // and Workflow count.
-func replayForSimulation(ctx context.Context, opts simulateOptions) ([]sim.Arrival, error) {
-	requests, err := readStream(opts.stream)
+func replayForSimulation(ctx context.Context, opts simulateOptions) ([]sim.Arrival, sim.ArrivalStats, error) {
+	requests, err := readStream(opts.stream, opts.maxBodyBytes)
 	if err != nil {
-		return nil, err
+		return nil, sim.ArrivalStats{}, err
 	}
 	seed, err := loadFixtures(opts.fixturesDir)
 	if err != nil {
-		return nil, err
+		return nil, sim.ArrivalStats{}, err
 	}
 	replayer, err := sim.NewReplayer(ctx, sim.ReplayConfig{
 		Fixtures:        seed,
 		As:              opts.as,
 		TrustSignatures: opts.trustSignatures,
+		MaxBodyBytes:    opts.maxBodyBytes,
 	})
 	if err != nil {
-		return nil, err
+		return nil, sim.ArrivalStats{}, err
 	}
 	defer replayer.Close()
 
 	report := replayer.ReplayAll(ctx, requests)
 	if err := ctx.Err(); err != nil {
-		return nil, err
+		return nil, sim.ArrivalStats{}, err
 	}
 	return sim.Arrivals(requests, report)
 }
 
 // runSweep simulates the grid of the sweep flags and writes its table and
 // charts.
-func runSweep(arrivals []sim.Arrival, opts simulateOptions, stdout io.Writer) error {
+func runSweep(arrivals []sim.Arrival, input sim.ArrivalStats, opts simulateOptions, stdout io.Writer) error {
 	sizes, err := sim.ParseGrid(opts.sweepSizes)
 	if err != nil {
 		return fmt.Errorf("--sweep-sizes: %w", err)
@@ -237,8 +244,13 @@ func runSweep(arrivals []sim.Arrival, opts simulateOptions, stdout io.Writer) er
 		encoder.SetIndent("", "  ")
 		return encoder.Encode(sweepJSON(rows))
 	}
-	fmt.Fprintf(stdout, "%d requests, API latency %s per create, speed %g, seed %d\n\n",
+	fmt.Fprintf(stdout, "%d requests, API latency %s per create, speed %g, seed %d\n",
 		len(arrivals), opts.settings.APILatency, opts.settings.Speed, opts.settings.Seed)
+	if input.OtherPaths > 0 || input.Estimated > 0 || input.NotReplayed > 0 {
+		fmt.Fprintf(stdout, "(%d left out for other paths, %d recorded 503s estimated, %d not replayed)\n",
+			input.OtherPaths, input.Estimated, input.NotReplayed)
+	}
+	fmt.Fprintln(stdout)
 	return sim.WriteSweepTable(stdout, rows)
 }
 
