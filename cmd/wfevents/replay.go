@@ -42,14 +42,72 @@ Flags:
 
 // replayOptions are the flags and arguments of "wfevents replay".
 type replayOptions struct {
+	source replaySource
+	output string
+	expect string
+	update bool
+}
+
+// replaySource is the stream that replay and simulate read, and how they
+// replay it: the flags and the STREAM argument they share.
+type replaySource struct {
 	stream          string
 	fixturesDir     string
 	as              string
 	trustSignatures bool
-	output          string
-	expect          string
-	update          bool
 	maxBodyBytes    int64
+}
+
+// register defines the source's flags on flags.
+func (src *replaySource) register(flags *flag.FlagSet) {
+	flags.StringVar(&src.fixturesDir, "fixtures", "", "`directory` seeding the cluster: cluster/*.yaml and tokens.csv (default: the fixtures built into the binary)")
+	flags.StringVar(&src.as, "as", "", "`subject` to send every bearer-token request as, in place of the recorded subject")
+	flags.BoolVar(&src.trustSignatures, "trust-signatures", false, "sign webhook deliveries again with the fixtures' secret of their recorded subject")
+	flags.Int64Var(&src.maxBodyBytes, "max-body-bytes", server.DefaultMaxBodyBytes, "body limit in `bytes`, as the recording server's --max-body-bytes")
+}
+
+// parse parses args with flags, which register defined, and takes the one
+// STREAM argument. Flags may follow it.
+func (src *replaySource) parse(flags *flag.FlagSet, args []string, stderr io.Writer) error {
+	positional, err := parseInterspersed(flags, args)
+	if err != nil {
+		return err
+	}
+	if len(positional) != 1 {
+		fmt.Fprintf(stderr, "%s: expected one STREAM argument, got %d: pass the recorded stream's file, or - for stdin\n", flags.Name(), len(positional))
+		return errUsage
+	}
+	src.stream = positional[0]
+	if src.maxBodyBytes < 1 {
+		fmt.Fprintf(stderr, "%s: invalid --max-body-bytes %d: must be at least 1\n", flags.Name(), src.maxBodyBytes)
+		return errUsage
+	}
+	return nil
+}
+
+// replay reads the stream and replays it on the fixtures.
+func (src *replaySource) replay(ctx context.Context) ([]sim.Request, sim.Report, error) {
+	requests, err := readStream(src.stream, src.maxBodyBytes)
+	if err != nil {
+		return nil, sim.Report{}, err
+	}
+	seed, err := loadFixtures(src.fixturesDir)
+	if err != nil {
+		return nil, sim.Report{}, err
+	}
+
+	replayer, err := sim.NewReplayer(ctx, sim.ReplayConfig{
+		Fixtures:        seed,
+		As:              src.as,
+		TrustSignatures: src.trustSignatures,
+		MaxBodyBytes:    src.maxBodyBytes,
+	})
+	if err != nil {
+		return nil, sim.Report{}, err
+	}
+	defer replayer.Close()
+	report := replayer.ReplayAll(ctx, requests)
+	return requests, report, ctx.Err()
 }
 
 func parseReplayFlags(args []string, stderr io.Writer) (replayOptions, error) {
@@ -60,29 +118,16 @@ func parseReplayFlags(args []string, stderr io.Writer) (replayOptions, error) {
 		fmt.Fprint(stderr, replayUsage)
 		flags.PrintDefaults()
 	}
-	flags.StringVar(&opts.fixturesDir, "fixtures", "", "`directory` seeding the cluster: cluster/*.yaml and tokens.csv (default: the fixtures built into the binary)")
-	flags.StringVar(&opts.as, "as", "", "`subject` to send every bearer-token request as, in place of the recorded subject")
-	flags.BoolVar(&opts.trustSignatures, "trust-signatures", false, "sign webhook deliveries again with the fixtures' secret of their recorded subject")
+	opts.source.register(flags)
 	flags.StringVar(&opts.output, "output", "table", "report `format`: table or json")
-	flags.Int64Var(&opts.maxBodyBytes, "max-body-bytes", server.DefaultMaxBodyBytes, "body limit in `bytes`, as the recording server's --max-body-bytes")
 	flags.StringVar(&opts.expect, "expect", "", "expected report `file` (JSON) to compare the result with")
 	flags.BoolVar(&opts.update, "update", false, "write the result to the --expect file instead of comparing")
 
-	positional, err := parseInterspersed(flags, args)
-	if err != nil {
+	if err := opts.source.parse(flags, args, stderr); err != nil {
 		return opts, err
 	}
-	if len(positional) != 1 {
-		fmt.Fprintf(stderr, "wfevents replay: expected one STREAM argument, got %d: pass the recorded stream's file, or - for stdin\n", len(positional))
-		return opts, errUsage
-	}
-	opts.stream = positional[0]
 	if opts.output != "table" && opts.output != "json" {
 		fmt.Fprintf(stderr, "wfevents replay: invalid --output %q: use table or json\n", opts.output)
-		return opts, errUsage
-	}
-	if opts.maxBodyBytes < 1 {
-		fmt.Fprintf(stderr, "wfevents replay: invalid --max-body-bytes %d: must be at least 1\n", opts.maxBodyBytes)
 		return opts, errUsage
 	}
 	if opts.update && opts.expect == "" {
@@ -101,27 +146,8 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 
-	requests, err := readStream(opts.stream, opts.maxBodyBytes)
+	requests, report, err := opts.source.replay(ctx)
 	if err != nil {
-		return err
-	}
-	seed, err := loadFixtures(opts.fixturesDir)
-	if err != nil {
-		return err
-	}
-
-	replayer, err := sim.NewReplayer(ctx, sim.ReplayConfig{
-		Fixtures:        seed,
-		As:              opts.as,
-		TrustSignatures: opts.trustSignatures,
-		MaxBodyBytes:    opts.maxBodyBytes,
-	})
-	if err != nil {
-		return err
-	}
-	defer replayer.Close()
-	report := replayer.ReplayAll(ctx, requests)
-	if err := ctx.Err(); err != nil {
 		return err
 	}
 
@@ -164,7 +190,7 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			return err
 		}
 		if diff := sim.DiffReports(want, report); diff != "" {
-			fmt.Fprintf(stderr, "replay of %s differs from %s:\n%s", opts.stream, opts.expect, diff)
+			fmt.Fprintf(stderr, "replay of %s differs from %s:\n%s", opts.source.stream, opts.expect, diff)
 			fmt.Fprintln(stderr, "If the new result is right, run the same command with --update added.")
 			differs = true
 		}
@@ -179,7 +205,7 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 // lines may hold bodies of up to maxBodyBytes.
 func readStream(path string, maxBodyBytes int64) ([]sim.Request, error) {
 	// A body takes 4/3 of its size in base64, and the headers come on top.
-	maxLine := max(sim.MaxLineBytes, int(maxBodyBytes/3*4 + (1 << 20)))
+	maxLine := max(sim.MaxLineBytes, int(maxBodyBytes/3*4+(1<<20)))
 	if path == "-" {
 		requests, err := sim.ReadStreamLimit(os.Stdin, maxLine)
 		if err != nil {

@@ -12,7 +12,6 @@ import (
 	"os"
 	"time"
 
-	"github.com/wfevents/wfevents/server"
 	"github.com/wfevents/wfevents/sim"
 )
 
@@ -47,15 +46,10 @@ Flags:
 
 // simulateOptions are the flags and arguments of "wfevents simulate".
 type simulateOptions struct {
-	stream          string
-	fixturesDir     string
-	as              string
-	trustSignatures bool
-	output          string
+	source replaySource
+	output string
 
 	settings sim.Settings
-
-	maxBodyBytes int64
 
 	sweep        bool
 	sweepSizes   string
@@ -79,11 +73,8 @@ func parseSimulateFlags(args []string, stderr io.Writer) (simulateOptions, error
 		fmt.Fprint(stderr, simulateUsage)
 		flags.PrintDefaults()
 	}
-	flags.StringVar(&opts.fixturesDir, "fixtures", "", "`directory` seeding the cluster: cluster/*.yaml and tokens.csv (default: the fixtures built into the binary)")
-	flags.StringVar(&opts.as, "as", "", "`subject` to send every bearer-token request as, in place of the recorded subject")
-	flags.BoolVar(&opts.trustSignatures, "trust-signatures", false, "sign webhook deliveries again with the fixtures' secret of their recorded subject")
+	opts.source.register(flags)
 	flags.StringVar(&opts.output, "output", "table", "report `format`: table or json")
-	flags.Int64Var(&opts.maxBodyBytes, "max-body-bytes", server.DefaultMaxBodyBytes, "body limit in `bytes`, as the recording server's --max-body-bytes")
 	flags.IntVar(&opts.settings.PipelineSize, "event-pipeline-size", opts.settings.PipelineSize, "`events` the pipeline holds at once, queued or being processed")
 	flags.IntVar(&opts.settings.PipelineSize, "event-operation-queue-size", opts.settings.PipelineSize, "alias of --event-pipeline-size, Argo's name")
 	flags.IntVar(&opts.settings.Workers, "event-worker-count", opts.settings.Workers, "`workers` that process events")
@@ -97,15 +88,9 @@ func parseSimulateFlags(args []string, stderr io.Writer) (simulateOptions, error
 	flags.StringVar(&opts.depthChart, "depth-chart", "", "SVG `file` to write the pipeline depth over time to")
 	flags.IntVar(&opts.intervals, "intervals", 20, "`count` of intervals in the depth-over-time table")
 
-	positional, err := parseInterspersed(flags, args)
-	if err != nil {
+	if err := opts.source.parse(flags, args, stderr); err != nil {
 		return opts, err
 	}
-	if len(positional) != 1 {
-		fmt.Fprintf(stderr, "wfevents simulate: expected one STREAM argument, got %d: pass the recorded stream's file, or - for stdin\n", len(positional))
-		return opts, errUsage
-	}
-	opts.stream = positional[0]
 	if err := opts.validate(); err != nil {
 		fmt.Fprintf(stderr, "wfevents simulate: %v\n", err)
 		return opts, errUsage
@@ -123,9 +108,6 @@ func (opts simulateOptions) validate() error {
 	}
 	if opts.settings.Workers < 1 {
 		return fmt.Errorf("invalid --event-worker-count %d: must be at least 1", opts.settings.Workers)
-	}
-	if opts.maxBodyBytes < 1 {
-		return fmt.Errorf("invalid --max-body-bytes %d: must be at least 1", opts.maxBodyBytes)
 	}
 	if !(opts.settings.Speed > 0) || math.IsInf(opts.settings.Speed, 1) {
 		return fmt.Errorf("invalid --speed %v: must be a positive finite number, such as 1 for real time", opts.settings.Speed)
@@ -178,27 +160,8 @@ func runSimulate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 // replayForSimulation replays the stream to learn each request's admission
 // and Workflow count.
 func replayForSimulation(ctx context.Context, opts simulateOptions) ([]sim.Arrival, sim.ArrivalStats, error) {
-	requests, err := readStream(opts.stream, opts.maxBodyBytes)
+	requests, report, err := opts.source.replay(ctx)
 	if err != nil {
-		return nil, sim.ArrivalStats{}, err
-	}
-	seed, err := loadFixtures(opts.fixturesDir)
-	if err != nil {
-		return nil, sim.ArrivalStats{}, err
-	}
-	replayer, err := sim.NewReplayer(ctx, sim.ReplayConfig{
-		Fixtures:        seed,
-		As:              opts.as,
-		TrustSignatures: opts.trustSignatures,
-		MaxBodyBytes:    opts.maxBodyBytes,
-	})
-	if err != nil {
-		return nil, sim.ArrivalStats{}, err
-	}
-	defer replayer.Close()
-
-	report := replayer.ReplayAll(ctx, requests)
-	if err := ctx.Err(); err != nil {
 		return nil, sim.ArrivalStats{}, err
 	}
 	return sim.Arrivals(requests, report)
