@@ -47,7 +47,9 @@ func (s *Server) isWebhookDelivery(r *http.Request) bool {
 //
 // A verified GitHub ping gets 200 and an event ID here and is not queued.
 // GitHub sends it when a hook is created, to show whether the hook works, so
-// it should start nothing.
+// it should start nothing. Its event ID is derived as for any other
+// delivery, from X-GitHub-Delivery when present, so it matches the delivery
+// ID that GitHub shows for the hook.
 func (s *Server) admitWebhook(w http.ResponseWriter, r *http.Request, namespace string) (model.Identity, any, bool) {
 	// Webhook clients are listed per namespace, so a delivery must name one.
 	if namespace == "" {
@@ -87,7 +89,7 @@ func (s *Server) admitWebhook(w http.ResponseWriter, r *http.Request, namespace 
 	}
 
 	if delivery.client.Type == model.WebhookGitHub && r.Header.Get("X-GitHub-Event") == "ping" {
-		id := s.cfg.NewEventID()
+		id := s.eventID(r, caller, namespace)
 		s.cfg.Logger.Debug("github ping acknowledged", "event_id", id, "namespace", namespace, "subject", caller.Subject)
 		w.Header().Set("X-Event-Id", id)
 		writeJSON(w, http.StatusOK, EventResponse{EventID: id})

@@ -8,6 +8,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -435,25 +436,29 @@ func TestWebhookInvalidJSON(t *testing.T) {
 func TestWebhookGitHubPing(t *testing.T) {
 	body := readWebhookPayload(t, "github/ping.json")
 	github := webhookProviders[0]
+	const delivery = "b1f4a5e0-1d2c-11ef-8a9b-0242ac120002"
 
 	tests := []struct {
-		name       string
-		signature  string
-		wantStatus int
+		name        string
+		signature   string
+		delivery    string
+		wantStatus  int
+		wantEventID string
 	}{
-		{name: "valid", signature: signSHA256(github.secret, body), wantStatus: http.StatusOK},
-		{name: "wrong secret", signature: signSHA256("other-secret", body), wantStatus: http.StatusUnauthorized},
+		{name: "valid", signature: signSHA256(github.secret, body), delivery: delivery, wantStatus: http.StatusOK, wantEventID: delivery},
+		{name: "without delivery ID", signature: signSHA256(github.secret, body), wantStatus: http.StatusOK, wantEventID: testEventID},
+		{name: "wrong secret", signature: signSHA256("other-secret", body), delivery: delivery, wantStatus: http.StatusUnauthorized},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			// The strict Queue mock expects nothing, so it fails the test
 			// if the ping is queued.
 			h, logs := newWebhookHarness(t, argoWebhookClients())
-			req := newWebhookRequest(t, "/api/v1/events/argo", bytes.NewReader(body), map[string]string{
-				"X-GitHub-Event":    "ping",
-				"X-GitHub-Delivery": "b1f4a5e0-1d2c-11ef-8a9b-0242ac120002",
-				"Content-Type":      "application/json",
-			})
+			headers := map[string]string{"X-GitHub-Event": "ping", "Content-Type": "application/json"}
+			if tt.delivery != "" {
+				headers["X-GitHub-Delivery"] = tt.delivery
+			}
+			req := newWebhookRequest(t, "/api/v1/events/argo", bytes.NewReader(body), headers)
 			req.Header.Set(github.header, tt.signature)
 
 			rec := h.serve(t, req)
@@ -462,9 +467,10 @@ func TestWebhookGitHubPing(t *testing.T) {
 			if tt.wantStatus != http.StatusOK {
 				return
 			}
-			assert.JSONEq(t, `{"eventId":"event-1"}`, rec.Body.String())
-			assert.Equal(t, testEventID, rec.Header().Get("X-Event-Id"))
+			assert.JSONEq(t, fmt.Sprintf(`{"eventId":%q}`, tt.wantEventID), rec.Body.String())
+			assert.Equal(t, tt.wantEventID, rec.Header().Get("X-Event-Id"))
 			assert.Contains(t, logs.String(), "github ping acknowledged")
+			assert.Contains(t, logs.String(), tt.wantEventID)
 		})
 	}
 }

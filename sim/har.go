@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -8,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"reflect"
 	"strings"
 	"time"
 )
@@ -23,10 +25,11 @@ type HAROptions struct {
 }
 
 // harLog is the part of a HAR 1.2 file, the HTTP Archive format, that
-// ReadHAR reads.
+// ReadHAR reads. Entries are decoded one by one into harEntry, so that an
+// error can name the index of the entry.
 type harLog struct {
 	Log *struct {
-		Entries []harEntry `json:"entries"`
+		Entries []json.RawMessage `json:"entries"`
 	} `json:"log"`
 }
 
@@ -71,21 +74,38 @@ type harResponse struct {
 //
 // Headers keep the names Go's HTTP server gives them: canonical, without
 // HTTP/2 pseudo-headers such as :authority, and without Host. An error
-// names the entry and the field.
-func ReadHAR(r io.Reader, opts HAROptions) ([]Request, error) {
+// names the entry and the field, and a value of the wrong JSON type gets
+// the type the field must have.
+//
+// ReadHAR also returns the number of entries in the file, kept or not, so
+// that a caller can tell a file without entries from one whose entries are
+// all to other paths.
+func ReadHAR(r io.Reader, opts HAROptions) (requests []Request, entries int, err error) {
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return nil, 0, fmt.Errorf("read HAR: %w", err)
+	}
+	if len(bytes.TrimSpace(data)) == 0 {
+		return nil, 0, errors.New(`invalid HAR: the file is empty: a HAR file is one JSON object {"log": {"entries": [...]}}`)
+	}
 	var har harLog
-	if err := json.NewDecoder(r).Decode(&har); err != nil {
-		return nil, fmt.Errorf("invalid HAR: %w", err)
+	if err := json.Unmarshal(data, &har); err != nil {
+		return nil, 0, newHARJSONError(err, data, reflect.TypeFor[harLog](), "")
 	}
 	if har.Log == nil {
-		return nil, errors.New(`invalid HAR: missing "log": a HAR file is one JSON object {"log": {"entries": [...]}}`)
+		return nil, 0, errors.New(`invalid HAR: missing "log": a HAR file is one JSON object {"log": {"entries": [...]}}`)
 	}
 
-	requests := []Request{}
-	for i, entry := range har.Log.Entries {
+	requests = []Request{}
+	for i, raw := range har.Log.Entries {
+		path := fmt.Sprintf("log.entries[%d]", i)
+		var entry harEntry
+		if err := json.Unmarshal(raw, &entry); err != nil {
+			return nil, 0, newHARJSONError(err, raw, reflect.TypeFor[harEntry](), path)
+		}
 		req, err := entry.request()
 		if err != nil {
-			return nil, fmt.Errorf("log.entries[%d].%w", i, err)
+			return nil, 0, fmt.Errorf("%s.%w", path, err)
 		}
 		if !opts.AllPaths && !strings.HasPrefix(req.Path, eventsPathPrefix) {
 			continue
@@ -93,7 +113,7 @@ func ReadHAR(r io.Reader, opts HAROptions) ([]Request, error) {
 		Redact(&req)
 		requests = append(requests, req)
 	}
-	return requests, nil
+	return requests, len(har.Log.Entries), nil
 }
 
 // request converts the entry. Its errors start with the field's path

@@ -34,8 +34,9 @@ func readWebhooksHAR(t *testing.T, opts sim.HAROptions) []sim.Request {
 	file, err := os.Open(webhooksHAR)
 	require.NoError(t, err)
 	defer file.Close()
-	requests, err := sim.ReadHAR(file, opts)
+	requests, entries, err := sim.ReadHAR(file, opts)
 	require.NoError(t, err)
+	require.Equal(t, 4, entries, "entries in %s, kept or not", webhooksHAR)
 	return requests
 }
 
@@ -154,7 +155,6 @@ func TestReadHARErrors(t *testing.T) {
 		har       string
 		wantError string
 	}{
-		{name: "not JSON", har: `{"log":`, wantError: "invalid HAR"},
 		{name: "missing log", har: `{}`, wantError: `invalid HAR: missing "log"`},
 		{name: "missing request", har: harWithEntry(`{"startedDateTime": "2026-12-04T10:00:00Z"}`), wantError: "log.entries[1].request: missing"},
 		{name: "missing time", har: harWithEntry(`{"request": {"method": "POST", "url": "/"}}`), wantError: "log.entries[1].startedDateTime: missing"},
@@ -180,7 +180,7 @@ func TestReadHARErrors(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := sim.ReadHAR(strings.NewReader(tc.har), sim.HAROptions{AllPaths: true})
+			_, _, err := sim.ReadHAR(strings.NewReader(tc.har), sim.HAROptions{AllPaths: true})
 
 			require.Error(t, err)
 			assert.Contains(t, err.Error(), tc.wantError)
@@ -188,9 +188,87 @@ func TestReadHARErrors(t *testing.T) {
 	}
 }
 
+func TestReadHARJSONTypeErrors(t *testing.T) {
+	const started = `"startedDateTime": "2026-12-04T10:00:00Z"`
+	cases := []struct {
+		name      string
+		har       string
+		wantError string
+	}{
+		{name: "file is an array", har: `[]`, wantError: `invalid HAR: the file must be an object, found an array`},
+		{name: "log is an array", har: `{"log": []}`, wantError: `invalid HAR: "log" must be an object, found an array`},
+		{name: "entries is an object", har: `{"log": {"entries": {}}}`, wantError: `invalid HAR: "log.entries" must be an array, found an object`},
+		{name: "entry is a number", har: harWithEntry(`5`), wantError: `invalid HAR: "log.entries[1]" must be an object, found a number`},
+		{name: "time is a number", har: harWithEntry(`{"startedDateTime": 5}`), wantError: `invalid HAR: "log.entries[1].startedDateTime" must be a string, found a number`},
+		{
+			name:      "headers is an object",
+			har:       harWithEntry(`{` + started + `, "request": {"method": "POST", "url": "/", "headers": {"A": "b"}}}`),
+			wantError: `invalid HAR: "log.entries[1].request.headers" must be an array, found an object`,
+		},
+		{
+			name:      "header is a string",
+			har:       harWithEntry(`{` + started + `, "request": {"method": "POST", "url": "/", "headers": ["A: b"]}}`),
+			wantError: `invalid HAR: each item of "log.entries[1].request.headers" must be an object, found a string`,
+		},
+		{
+			name:      "header name is a number",
+			har:       harWithEntry(`{` + started + `, "request": {"method": "POST", "url": "/", "headers": [{"name": 1, "value": "b"}]}}`),
+			wantError: `invalid HAR: "log.entries[1].request.headers[].name" must be a string, found a number`,
+		},
+		{
+			name:      "body text is a boolean",
+			har:       harWithEntry(`{` + started + `, "request": {"method": "POST", "url": "/", "postData": {"text": true}}}`),
+			wantError: `invalid HAR: "log.entries[1].request.postData.text" must be a string, found a boolean`,
+		},
+		{
+			name:      "status is a fraction",
+			har:       harWithEntry(`{` + started + `, "request": {"method": "POST", "url": "/"}, "response": {"status": 200.5}}`),
+			wantError: `invalid HAR: "log.entries[1].response.status" must be an integer, found 200.5`,
+		},
+		{
+			name:      "status is a string",
+			har:       harWithEntry(`{` + started + `, "request": {"method": "POST", "url": "/"}, "response": {"status": "200"}}`),
+			wantError: `invalid HAR: "log.entries[1].response.status" must be an integer, found a string`,
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, _, err := sim.ReadHAR(strings.NewReader(tc.har), sim.HAROptions{AllPaths: true})
+
+			require.Error(t, err)
+			assert.Equal(t, tc.wantError, err.Error())
+			var typeErr *json.UnmarshalTypeError
+			assert.ErrorAs(t, err, &typeErr, "the error of encoding/json is behind Unwrap")
+		})
+	}
+}
+
+func TestReadHARJSONSyntaxErrors(t *testing.T) {
+	cases := []struct {
+		name      string
+		har       string
+		wantError string
+	}{
+		{name: "empty", har: "", wantError: `invalid HAR: the file is empty: a HAR file is one JSON object {"log": {"entries": [...]}}`},
+		{name: "blank", har: " \n", wantError: `invalid HAR: the file is empty: a HAR file is one JSON object {"log": {"entries": [...]}}`},
+		{name: "truncated", har: `{"log":`, wantError: `invalid HAR: invalid JSON at line 1, column 7: unexpected end of JSON input`},
+		{name: "stray comma", har: "{\n  \"log\": {,}\n}", wantError: `invalid HAR: invalid JSON at line 2, column 11: invalid character ',' looking for beginning of object key string`},
+		{name: "trailing text", har: `{"log": {"entries": []}} x`, wantError: `invalid HAR: invalid JSON at line 1, column 26: invalid character 'x' after top-level value`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, _, err := sim.ReadHAR(strings.NewReader(tc.har), sim.HAROptions{})
+
+			require.Error(t, err)
+			assert.Equal(t, tc.wantError, err.Error())
+		})
+	}
+}
+
 func TestReadHARNoEntries(t *testing.T) {
-	requests, err := sim.ReadHAR(strings.NewReader(`{"log": {"version": "1.2", "entries": []}}`), sim.HAROptions{})
+	requests, entries, err := sim.ReadHAR(strings.NewReader(`{"log": {"version": "1.2", "entries": []}}`), sim.HAROptions{})
 
 	require.NoError(t, err)
 	assert.Empty(t, requests)
+	assert.Zero(t, entries)
 }

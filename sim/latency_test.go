@@ -150,6 +150,20 @@ func TestLatencyDistributions(t *testing.T) {
 		zeros := countLeading(samples, 0)
 		assert.InEpsilon(t, n/2, zeros, 0.02, "about half the samples are clamped to 0")
 	})
+	t.Run("normal mean raised by clamping", func(t *testing.T) {
+		// The mean of max(0, X) for X normal with mean m and standard
+		// deviation s is m*Φ(m/s) + s*φ(m/s).
+		m, s := 20*ms, 100*ms
+		z := m / s
+		cdf := 0.5 * math.Erfc(-z/math.Sqrt2)
+		density := math.Exp(-z*z/2) / math.Sqrt(2*math.Pi)
+		want := m*cdf + s*density
+
+		samples := sampleMany(t, "normal:20ms,100ms", n)
+		assert.InEpsilon(t, 50.69*ms, want, 0.001, "mean from the formula")
+		assert.InEpsilon(t, want, meanOf(samples), 0.02)
+		assert.Greater(t, meanOf(samples), 2*m, "the mean is more than twice the mean parameter")
+	})
 	t.Run("uniform mean", func(t *testing.T) {
 		samples := sampleMany(t, "uniform:10ms-50ms", n)
 		assert.InEpsilon(t, 30*ms, meanOf(samples), 0.01)

@@ -15,6 +15,11 @@ import (
 // other grid.
 const MaxGridValues = 1024
 
+// MaxSweepSimulations bounds the pairs of pipeline size and worker count of
+// one sweep, because each pair is one simulation of the whole stream, and
+// two grids of MaxGridValues values would make about a million.
+const MaxSweepSimulations = 4096
+
 // SweepRow is the outcome of one simulation of a sweep.
 type SweepRow struct {
 	PipelineSize int
@@ -34,10 +39,16 @@ type SweepRow struct {
 // and a worker count in workers, with the other settings of base. It
 // returns one row per pair, ordered by pipeline size, then by worker count.
 // Both lists are sorted and duplicates dropped first. An empty list means
-// the value in base. The error of the first invalid pair names its value.
+// the value in base. Sweep returns an error, and simulates nothing, when
+// the pairs are more than MaxSweepSimulations. The error of the first
+// invalid pair names its value.
 func Sweep(arrivals []Arrival, base Settings, sizes, workers []int) ([]SweepRow, error) {
 	sizes = sortedUnique(sizes, base.PipelineSize)
 	workers = sortedUnique(workers, base.Workers)
+	if pairs := len(sizes) * len(workers); pairs > MaxSweepSimulations {
+		return nil, fmt.Errorf("sweep of %d pipeline sizes by %d worker counts is %d simulations, more than the maximum of %d: "+
+			"use fewer values, such as powers of two (8,16,32,64)", len(sizes), len(workers), pairs, MaxSweepSimulations)
+	}
 
 	rows := make([]SweepRow, 0, len(sizes)*len(workers))
 	for _, size := range sizes {

@@ -63,6 +63,34 @@ func TestSweepInvalidValue(t *testing.T) {
 	assert.Contains(t, err.Error(), "invalid worker count -1")
 }
 
+// gridOf returns the values 1 to n.
+func gridOf(n int) []int {
+	values := make([]int, n)
+	for i := range values {
+		values[i] = i + 1
+	}
+	return values
+}
+
+func TestSweepTooManySimulations(t *testing.T) {
+	rows, err := Sweep(burst(1), settings(1, 1, 0), gridOf(MaxGridValues), gridOf(MaxGridValues))
+	require.Error(t, err)
+	assert.Nil(t, rows)
+	assert.Contains(t, err.Error(), "sweep of 1024 pipeline sizes by 1024 worker counts is 1048576 simulations")
+	assert.Contains(t, err.Error(), "more than the maximum of 4096")
+	assert.Contains(t, err.Error(), "use fewer values")
+
+	_, err = Sweep(burst(1), settings(1, 1, 0), gridOf(65), gridOf(64))
+	require.Error(t, err, "65 by 64 is one row of 64 over the maximum")
+	assert.Contains(t, err.Error(), "4160 simulations")
+}
+
+func TestSweepAtMaxSimulations(t *testing.T) {
+	rows, err := Sweep(burst(1), settings(1, 1, 0), gridOf(64), gridOf(64))
+	require.NoError(t, err)
+	assert.Len(t, rows, MaxSweepSimulations)
+}
+
 func TestWriteSweepTable(t *testing.T) {
 	rows := []SweepRow{
 		{PipelineSize: 16, Workers: 1, Rejected: 1200, P99Delay: 1500*time.Millisecond + 400, MaxDepth: 16},

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 
 	"github.com/wfevents/wfevents/sim"
 )
@@ -63,13 +64,16 @@ func runRecord(_ context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
+	if err := checkOutputIsNotHAR(opts.output, opts.har); err != nil {
+		return err
+	}
 
 	// Read the whole HAR file first, so an invalid one writes nothing.
 	file, err := os.Open(opts.har)
 	if err != nil {
 		return fmt.Errorf("open --har file: %w", err)
 	}
-	requests, err := sim.ReadHAR(file, sim.HAROptions{AllPaths: opts.allPaths})
+	requests, entries, err := sim.ReadHAR(file, sim.HAROptions{AllPaths: opts.allPaths})
 	file.Close()
 	if err != nil {
 		return fmt.Errorf("read %s: %w", opts.har, err)
@@ -87,8 +91,31 @@ func runRecord(_ context.Context, args []string, stdout, stderr io.Writer) error
 	}
 
 	fmt.Fprintf(stderr, "wfevents record: wrote %d requests from %s to %s\n", len(requests), opts.har, destination)
-	if len(requests) == 0 && !opts.allPaths {
+	switch {
+	case entries == 0:
+		fmt.Fprintf(stderr, "wfevents record: %s has no entries: export the HAR after the browser or proxy has captured the requests\n", opts.har)
+	case len(requests) == 0:
 		fmt.Fprintln(stderr, "wfevents record: no entry is a request to /api/v1/events/: pass --all-paths to keep every request")
+	}
+	return nil
+}
+
+// checkOutputIsNotHAR returns an error when output, the -o file, is the HAR
+// file, by path or as the same file under another name, because writing
+// the stream would replace the HAR file. An empty output is standard
+// output.
+func checkOutputIsNotHAR(output, har string) error {
+	if output == "" {
+		return nil
+	}
+	same := filepath.Clean(output) == filepath.Clean(har)
+	if !same {
+		outputInfo, outputErr := os.Stat(output)
+		harInfo, harErr := os.Stat(har)
+		same = outputErr == nil && harErr == nil && os.SameFile(outputInfo, harInfo)
+	}
+	if same {
+		return fmt.Errorf("invalid -o %q: it is the --har file, and writing the stream would replace it: write the stream to another file, such as stream.jsonl", output)
 	}
 	return nil
 }

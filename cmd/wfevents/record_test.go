@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -170,6 +171,55 @@ func TestRecordHARWithoutEvents(t *testing.T) {
 	assert.Empty(t, stdout.String())
 	assert.Contains(t, stderr.String(), "wrote 0 requests")
 	assert.Contains(t, stderr.String(), "pass --all-paths")
+}
+
+func TestRecordHARWithoutEntries(t *testing.T) {
+	har := filepath.Join(t.TempDir(), "empty.har")
+	require.NoError(t, os.WriteFile(har, []byte(`{"log": {"version": "1.2", "entries": []}}`), 0o600))
+	stdout, stderr := &syncBuffer{}, &syncBuffer{}
+
+	err := run(t.Context(), []string{"record", "--har", har}, stdout, stderr)
+
+	require.NoError(t, err)
+	assert.Empty(t, stdout.String())
+	assert.Contains(t, stderr.String(), "wrote 0 requests")
+	assert.Contains(t, stderr.String(), har+" has no entries")
+	assert.NotContains(t, stderr.String(), "pass --all-paths")
+}
+
+func TestRecordRejectsOutputThatIsHAR(t *testing.T) {
+	dir := t.TempDir()
+	har := filepath.Join(dir, "capture.har")
+	content, err := os.ReadFile(harTestdata)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(har, content, 0o600))
+	symlink := filepath.Join(dir, "link.har")
+	require.NoError(t, os.Symlink(har, symlink))
+	hardLink := filepath.Join(dir, "hard.har")
+	require.NoError(t, os.Link(har, hardLink))
+
+	outputs := map[string]string{
+		"same path":     har,
+		"unclean path":  dir + "/sub/../capture.har",
+		"symbolic link": symlink,
+		"hard link":     hardLink,
+		"relative path": "./" + filepath.Base(har),
+	}
+	for name, output := range outputs {
+		t.Run(name, func(t *testing.T) {
+			if !filepath.IsAbs(output) {
+				t.Chdir(dir)
+			}
+
+			err := run(t.Context(), []string{"record", "--har", har, "-o", output}, &syncBuffer{}, &syncBuffer{})
+
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), fmt.Sprintf("invalid -o %q: it is the --har file", output))
+			after, err := os.ReadFile(har)
+			require.NoError(t, err)
+			assert.Equal(t, content, after, "the HAR file is unchanged")
+		})
+	}
 }
 
 func TestRecordRejectsBadInput(t *testing.T) {
