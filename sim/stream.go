@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"reflect"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -179,7 +178,7 @@ func (r *Request) UnmarshalJSON(data []byte) error {
 // types, in terms of the line's fields.
 func describeJSONError(err error) error {
 	if typeErr, ok := errors.AsType[*json.UnmarshalTypeError](err); ok {
-		return fmt.Errorf("invalid %q: found a JSON %s where the format has %s", typeErr.Field, typeErr.Value, jsonTypeName(typeErr.Type.Kind()))
+		return fmt.Errorf("invalid %q: found %s where the format has %s", typeErr.Field, jsonValueName(typeErr.Value), jsonTypeName(typeErr.Type))
 	}
 	if timeErr, ok := errors.AsType[*time.ParseError](err); ok {
 		return fmt.Errorf("invalid \"time\" %q: write the receive time in RFC 3339, such as 2026-12-04T10:00:00Z", timeErr.Value)
@@ -188,22 +187,6 @@ func describeJSONError(err error) error {
 		return fmt.Errorf("unknown field %s: the fields are time, method, path, headers, body, bodyText, bodyBase64, bodyIncomplete, subject, status, eventId and expect (with status and resources)", field)
 	}
 	return err
-}
-
-// jsonTypeName names the JSON type that holds a Go value of kind.
-func jsonTypeName(kind reflect.Kind) string {
-	switch kind {
-	case reflect.String:
-		return "a string"
-	case reflect.Slice, reflect.Array:
-		return "an array"
-	case reflect.Map, reflect.Struct:
-		return "an object"
-	case reflect.Bool:
-		return "true or false"
-	default:
-		return "a number"
-	}
 }
 
 // isCompactJSON reports whether data is one JSON value with no whitespace

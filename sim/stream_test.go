@@ -95,7 +95,7 @@ func TestReadStreamErrorsNameLine(t *testing.T) {
 		"relative path":    `line 2: invalid "path" "api"`,
 		"invalid base64":   "line 2: invalid bodyBase64",
 		"misspelled field": `line 1: unknown field "stauts"`,
-		"header string":    `line 1: invalid "headers": found a JSON string where the format has an array`,
+		"header string":    `line 1: invalid "headers": found a string where the format has an array`,
 		"invalid time":     `line 1: invalid "time" "yesterday": write the receive time in RFC 3339`,
 	}
 	for name, stream := range cases {
