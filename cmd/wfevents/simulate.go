@@ -31,11 +31,12 @@ faster than real time.
 
 --api-latency is a fixed duration such as 20ms, or a distribution:
 uniform:10ms-50ms, normal:MEAN,STDDEV, exponential:MEAN or
-lognormal:MEDIAN,P99.
+lognormal:MEDIAN,P99. Negative samples of normal count as 0, which raises
+its mean when STDDEV is more than about half of MEAN.
 
 With --sweep, it simulates every pair of --sweep-sizes and --sweep-workers
-and prints a table of 503s and p99 delays; --chart writes it as an SVG
-chart. --depth-chart writes the pipeline depth over time of the settings
+and prints a table of 503s and p99 delays, up to 4,096 pairs; --chart
+writes it as an SVG chart. --depth-chart writes the pipeline depth over time of the settings
 given by --event-pipeline-size and --event-worker-count as an SVG chart.
 
 NOTE: the model leaves out admission's CPU time, template reads, retries
