@@ -34,10 +34,11 @@ uniform:10ms-50ms, normal:MEAN,STDDEV, exponential:MEAN or
 lognormal:MEDIAN,P99. Negative samples of normal count as 0, which raises
 its mean when STDDEV is more than about half of MEAN.
 
-With --sweep, it simulates every pair of --sweep-sizes and --sweep-workers
-and prints a table of 503s and p99 delays, up to 4,096 pairs; --chart
-writes it as an SVG chart. --depth-chart writes the pipeline depth over time of the settings
-given by --event-pipeline-size and --event-worker-count as an SVG chart.
+With --sweep, it simulates every pair of --sweep-sizes and --sweep-workers,
+up to 4,096 pairs, and prints a table of 503s and p99 delays. --chart writes
+it as an SVG chart. --depth-chart writes the pipeline depth over time of the
+settings given by --event-pipeline-size and --event-worker-count as an SVG
+chart.
 
 NOTE: the model leaves out admission's CPU time, template reads, retries
 of failed creates and Retry-After, so it predicts a lower bound on delays.
