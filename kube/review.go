@@ -86,20 +86,34 @@ func NewReviewer(client kubernetes.Interface, cfg ReviewConfig) *Reviewer {
 // is a *model.Error with code model.CodeUnauthenticated. Both outcomes are
 // cached; a failed review is not.
 func (r *Reviewer) Authenticate(ctx context.Context, token model.Token) (model.Identity, error) {
-	key := sha256.Sum256([]byte(token))
-	review, cached := r.tokens.Get(key)
-	if cached {
-		r.tokenHits.Add(1)
-	} else {
-		r.tokenMisses.Add(1)
-		var err error
-		review, err = r.reviewToken(ctx, token)
-		if err != nil {
-			return model.Identity{}, err
-		}
-		r.tokens.Add(key, review)
+	if identity, found, err := r.AuthenticateFromMemory(token); found {
+		return identity, err
 	}
 
+	r.tokenMisses.Add(1)
+	review, err := r.reviewToken(ctx, token)
+	if err != nil {
+		return model.Identity{}, err
+	}
+	r.tokens.Add(sha256.Sum256([]byte(token)), review)
+	return review.result()
+}
+
+// AuthenticateFromMemory returns the cached outcome of token's review, and
+// whether there was one. It never calls the API server.
+func (r *Reviewer) AuthenticateFromMemory(token model.Token) (model.Identity, bool, error) {
+	review, cached := r.tokens.Get(sha256.Sum256([]byte(token)))
+	if !cached {
+		return model.Identity{}, false, nil
+	}
+	r.tokenHits.Add(1)
+	identity, err := review.result()
+	return identity, true, err
+}
+
+// result returns the identity a review found, or the error for a rejected
+// token.
+func (review tokenReview) result() (model.Identity, error) {
 	if !review.authenticated {
 		return model.Identity{}, model.Errorf(model.CodeUnauthenticated, "token was rejected by the cluster: send a valid service account or user token")
 	}
@@ -145,12 +159,11 @@ func (r *Reviewer) reviewToken(ctx context.Context, token model.Token) (tokenRev
 // create workflows.argoproj.io in namespace, or in every namespace when
 // namespace is empty. Answers are cached per caller and namespace.
 func (r *Reviewer) MayCreateWorkflows(ctx context.Context, caller model.Identity, namespace string) (bool, error) {
-	key := accessKey(caller, namespace)
-	if allowed, ok := r.access.Get(key); ok {
-		r.accessHits.Add(1)
+	if allowed, found := r.MayCreateWorkflowsFromMemory(caller, namespace); found {
 		return allowed, nil
 	}
 	r.accessMisses.Add(1)
+	key := accessKey(caller, namespace)
 
 	request := &authorizationv1.SubjectAccessReview{
 		Spec: authorizationv1.SubjectAccessReviewSpec{
@@ -173,6 +186,16 @@ func (r *Reviewer) MayCreateWorkflows(ctx context.Context, caller model.Identity
 	allowed := response.Status.Allowed && !response.Status.Denied
 	r.access.Add(key, allowed)
 	return allowed, nil
+}
+
+// MayCreateWorkflowsFromMemory returns the cached answer for caller and
+// namespace, and whether there was one. It never calls the API server.
+func (r *Reviewer) MayCreateWorkflowsFromMemory(caller model.Identity, namespace string) (allowed, found bool) {
+	allowed, found = r.access.Get(accessKey(caller, namespace))
+	if found {
+		r.accessHits.Add(1)
+	}
+	return allowed, found
 }
 
 // accessKey identifies a caller and namespace. Fields are joined with a NUL

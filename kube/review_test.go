@@ -416,3 +416,28 @@ func TestAuthenticateOtherAudience(t *testing.T) {
 
 	assert.Equal(t, model.CodeUnauthenticated, model.ErrorCode(err), "a token for another audience is not valid here")
 }
+
+func TestReviewFromMemoryOnlyAfterReview(t *testing.T) {
+	client := newTokenReviewClient(t, nil, nil)
+	reviewer := NewReviewer(client, ReviewConfig{})
+
+	_, found, _ := reviewer.AuthenticateFromMemory(ciToken)
+	assert.False(t, found, "nothing is known before the first review")
+
+	_, err := reviewer.Authenticate(t.Context(), ciToken)
+	require.Error(t, err)
+	_, found, err = reviewer.AuthenticateFromMemory(ciToken)
+	assert.True(t, found)
+	assert.Equal(t, model.CodeUnauthenticated, model.ErrorCode(err), "a cached rejection stays a rejection")
+	assert.Len(t, reviewedTokens(t, client), 1)
+
+	access := NewReviewer(newAccessReviewClient(t, allowAll), ReviewConfig{})
+	_, found = access.MayCreateWorkflowsFromMemory(ciCaller, "team-a")
+	assert.False(t, found)
+	_, err = access.MayCreateWorkflows(t.Context(), ciCaller, "team-a")
+	require.NoError(t, err)
+	allowed, found := access.MayCreateWorkflowsFromMemory(ciCaller, "team-a")
+	assert.True(t, found)
+	assert.True(t, allowed)
+	assert.Equal(t, ReviewStats{AccessHits: 1, AccessMisses: 1}, access.Stats())
+}

@@ -24,6 +24,22 @@ type Authenticator interface {
 	Authenticate(ctx context.Context, token model.Token) (model.Identity, error)
 }
 
+// MemoryAuthenticator is an Authenticator that can also resolve a token it
+// holds in memory, such as a cached review, without blocking. The server
+// tries that first and skips the admission deadline's goroutine and timer
+// when found is true.
+type MemoryAuthenticator interface {
+	Authenticator
+	AuthenticateFromMemory(token model.Token) (identity model.Identity, found bool, err error)
+}
+
+// MemoryAuthorizer is a model.Authorizer that can also return a decision it
+// holds in memory without blocking, as MemoryAuthenticator does.
+type MemoryAuthorizer interface {
+	model.Authorizer
+	MayCreateWorkflowsFromMemory(caller model.Identity, namespace string) (allowed, found bool)
+}
+
 // Queue accepts events for the workers. Enqueue must not wait for room: a
 // full queue is an error with code model.CodeUnavailable.
 type Queue interface {

@@ -894,3 +894,67 @@ func TestListWorkflowsWrongMethod(t *testing.T) {
 	assert.Equal(t, http.MethodGet, rec.Header().Get("Allow"))
 	assert.Equal(t, model.CodeUnimplemented, decodeError(t, rec).Code)
 }
+
+// memoryAccess answers from memory for the tokens and namespaces it knows,
+// and counts the calls that would block.
+type memoryAccess struct {
+	identities map[model.Token]model.Identity
+	namespaces map[string]bool
+	calls      int
+}
+
+func (m *memoryAccess) Authenticate(context.Context, model.Token) (model.Identity, error) {
+	m.calls++
+	return model.Identity{Subject: "reviewed"}, nil
+}
+
+func (m *memoryAccess) AuthenticateFromMemory(token model.Token) (model.Identity, bool, error) {
+	identity, found := m.identities[token]
+	return identity, found, nil
+}
+
+func (m *memoryAccess) MayCreateWorkflows(context.Context, model.Identity, string) (bool, error) {
+	m.calls++
+	return true, nil
+}
+
+func (m *memoryAccess) MayCreateWorkflowsFromMemory(_ model.Identity, namespace string) (bool, bool) {
+	allowed, found := m.namespaces[namespace]
+	return allowed, found
+}
+
+func TestAdmissionUsesMemoryFirst(t *testing.T) {
+	access := &memoryAccess{
+		identities: map[model.Token]model.Identity{testToken: {Subject: "cached"}},
+		namespaces: map[string]bool{"argo": true, "denied": false},
+	}
+	h := newHarness(t, func(cfg *server.Config) {
+		cfg.Authenticator = access
+		cfg.Authorizer = access
+	})
+	var subjects []string
+	h.queue.EXPECT().Enqueue(mock.Anything).RunAndReturn(func(ev model.Event) error {
+		subjects = append(subjects, ev.Caller.Subject)
+		return nil
+	})
+
+	rec := h.serve(t, newEventRequest(t, http.MethodPost, "/api/v1/events/argo", strings.NewReader(`{}`)))
+	require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
+	assert.Equal(t, []string{"cached"}, subjects)
+	assert.Zero(t, access.calls, "both answers came from memory")
+
+	rec = h.serve(t, newEventRequest(t, http.MethodPost, "/api/v1/events/denied", strings.NewReader(`{}`)))
+	assert.Equal(t, http.StatusForbidden, rec.Code, "a cached denial is final")
+	assert.Zero(t, access.calls)
+
+	rec = h.serve(t, newEventRequest(t, http.MethodPost, "/api/v1/events/other", strings.NewReader(`{}`)))
+	require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
+	assert.Equal(t, 1, access.calls, "a namespace not in memory is reviewed")
+
+	other := newEventRequest(t, http.MethodPost, "/api/v1/events/argo", strings.NewReader(`{}`))
+	other.Header.Set("Authorization", "Bearer another-token")
+	rec = h.serve(t, other)
+	require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
+	assert.Equal(t, 2, access.calls, "a token not in memory is reviewed")
+	assert.Equal(t, []string{"cached", "cached", "reviewed"}, subjects)
+}
