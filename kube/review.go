@@ -188,7 +188,7 @@ func (r *Reviewer) MayCreateWorkflows(ctx context.Context, caller model.Identity
 	return allowed, nil
 }
 
-// MayCreateWorkflowsFromMemory returns the cached answer for caller and
+// MayCreateWorkflowsFromMemory returns the cached decision for caller and
 // namespace, and whether there was one. It never calls the API server.
 func (r *Reviewer) MayCreateWorkflowsFromMemory(caller model.Identity, namespace string) (allowed, found bool) {
 	allowed, found = r.access.Get(accessKey(caller, namespace))
