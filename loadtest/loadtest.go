@@ -183,6 +183,8 @@ func (o Options) withDefaults() (Options, error) {
 		return o, errors.New("invalid rate 0 without max workers: an unpaced attack needs a bound on the requests in flight")
 	case o.Scenario == ScenarioLimit && o.URL == "" && o.MaxRequests <= pipelineSize:
 		return o, fmt.Errorf("invalid max requests %d for the limit scenario: send more than the pipeline size %d", o.MaxRequests, pipelineSize)
+	case o.Scenario == ScenarioLimit && o.Server.DiscardWorkflows:
+		return o, errors.New("invalid --api-discard-workflows for the limit scenario: it counts the Workflows the embedded cluster keeps, to check that each accepted event was processed once")
 	case o.Scenario == ScenarioLimit && o.Server.Handler != HandlerAdmission:
 		return o, fmt.Errorf("invalid handler %q for the limit scenario: it measures the pipeline, which only the %s handler has", o.Server.Handler, HandlerAdmission)
 	case o.RateFactor <= 1:
@@ -270,6 +272,7 @@ func Run(ctx context.Context, opts Options) (report *Report, err error) {
 			report.Server.PipelineSize = r.server.Capacity()
 			report.Server.WorkerCount = cmp.Or(opts.Server.WorkerCount, workers.DefaultWorkers)
 			report.Server.APILatency = milliseconds(opts.Server.APILatency)
+			report.Server.DiscardWorkflows = opts.Server.DiscardWorkflows
 		}
 	}
 	report.URL = eventsURL(base, opts.Namespace)

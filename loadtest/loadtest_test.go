@@ -190,6 +190,11 @@ func TestOptionsRejected(t *testing.T) {
 			wantErr: `invalid handler "noop"`,
 		},
 		{
+			name:    "limit without kept Workflows",
+			opts:    loadtest.Options{Scenario: loadtest.ScenarioLimit, Server: loadtest.ServerConfig{DiscardWorkflows: true}},
+			wantErr: "invalid --api-discard-workflows for the limit scenario",
+		},
+		{
 			name:    "URL with path",
 			opts:    loadtest.Options{Scenario: loadtest.ScenarioRate, URL: "http://127.0.0.1:2746/api/v1/events/argo"},
 			wantErr: "without a path",
@@ -230,4 +235,24 @@ func TestReportJSONRoundTrip(t *testing.T) {
 	assert.Equal(t, report.Limit, decoded.Limit)
 	assert.Equal(t, report.Checks, decoded.Checks)
 	assert.Equal(t, 2, decoded.Server.PipelineSize)
+}
+
+func TestDiscardWorkflowsKeepsNone(t *testing.T) {
+	server, err := loadtest.StartServer(t.Context(), loadtest.ServerConfig{Logger: testLogger(t), DiscardWorkflows: true})
+	require.NoError(t, err)
+	t.Cleanup(func() { assert.NoError(t, server.Close()) })
+
+	report := runLoad(t, loadtest.Options{
+		Scenario:    loadtest.ScenarioRate,
+		URL:         server.URL,
+		MaxRequests: 20,
+		Rate:        1000,
+	})
+	require.NoError(t, server.WaitIdle(t.Context()))
+
+	require.Len(t, report.Runs, 1)
+	assert.Equal(t, 20, report.Runs[0].Count(http.StatusOK))
+	counts, err := server.WorkflowsByEvent(t.Context(), "argo")
+	require.NoError(t, err)
+	assert.Empty(t, counts, "the 20 creates succeeded without keeping a Workflow")
 }

@@ -50,6 +50,9 @@ type ServerReport struct {
 	PipelineSize int     `json:"pipeline_size,omitempty"`
 	WorkerCount  int     `json:"worker_count,omitempty"`
 	APILatency   float64 `json:"api_latency_ms,omitempty"`
+
+	// DiscardWorkflows reports that the embedded cluster kept no Workflow.
+	DiscardWorkflows bool `json:"discard_workflows,omitempty"`
 }
 
 // Machine describes where the run took place. The load averages, read from
@@ -252,8 +255,12 @@ func (r *Report) WriteText(w io.Writer) error {
 	case r.Server != nil && r.Server.Handler == HandlerNoop:
 		p.printf("in-process server: handler %s, which does nothing\n", r.Server.Handler)
 	case r.Server != nil:
-		p.printf("in-process server: handler %s, pipeline size %d, %d workers, API latency %s\n",
-			r.Server.Handler, r.Server.PipelineSize, r.Server.WorkerCount, time.Duration(r.Server.APILatency*float64(time.Millisecond)))
+		kept := ""
+		if r.Server.DiscardWorkflows {
+			kept = ", Workflows not kept"
+		}
+		p.printf("in-process server: handler %s, pipeline size %d, %d workers, API latency %s%s\n",
+			r.Server.Handler, r.Server.PipelineSize, r.Server.WorkerCount, time.Duration(r.Server.APILatency*float64(time.Millisecond)), kept)
 	}
 	p.printf("machine: %d CPUs, GOMAXPROCS %d, %s, load average %s at start, %s at end\n",
 		r.Machine.CPUs, r.Machine.GOMAXPROCS, r.Machine.GoVersion, r.Machine.LoadAtStart, r.Machine.LoadAtEnd)

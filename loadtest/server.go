@@ -45,6 +45,12 @@ type ServerConfig struct {
 	// the worker that creates it, to stand in for a real API server.
 	APILatency time.Duration
 
+	// DiscardWorkflows makes the embedded cluster answer each Workflow
+	// create without keeping the Workflow. A real API server keeps them in
+	// its own memory, so this leaves the process with wfevents' memory
+	// alone. The limit scenario cannot count Workflows then.
+	DiscardWorkflows bool
+
 	// Handler is HandlerAdmission or HandlerNoop. Empty means
 	// HandlerAdmission.
 	Handler string
@@ -141,7 +147,7 @@ func startApp(ctx context.Context, cfg ServerConfig, g *gate) (*app.App, error) 
 	if err != nil {
 		return nil, fmt.Errorf("build the in-process server: %w", err)
 	}
-	running.Fake.PrependReactor("create", "workflows", delayCreate(running.Fake, g, cfg.APILatency))
+	running.Fake.PrependReactor("create", "workflows", delayCreate(running.Fake, g, cfg.APILatency, cfg.DiscardWorkflows))
 
 	syncCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
@@ -153,21 +159,25 @@ func startApp(ctx context.Context, cfg ServerConfig, g *gate) (*app.App, error) 
 }
 
 // delayCreate returns a reactor that holds each Workflow create while the
-// gate is closed, then waits latency, and then lets the fake store it.
+// gate is closed, then waits latency, and then lets the fake store it, or
+// with discard returns the Workflow as created without storing it.
 //
 // NOTE: client-go's fake holds its own mutex while it runs the reactors, so
 // a reactor that sleeps with it held would make every worker wait for the
 // one in the reactor. The reactor releases that mutex while it waits and
 // takes it back before returning, so the workers wait in parallel as they
 // would on a real API server. It runs in the goroutine that holds the mutex.
-func delayCreate(fake *dynamicfake.FakeDynamicClient, g *gate, latency time.Duration) k8stesting.ReactionFunc {
-	return func(k8stesting.Action) (bool, runtime.Object, error) {
+func delayCreate(fake *dynamicfake.FakeDynamicClient, g *gate, latency time.Duration, discard bool) k8stesting.ReactionFunc {
+	return func(action k8stesting.Action) (bool, runtime.Object, error) {
 		fake.Unlock()
 		defer fake.Lock()
 
 		g.wait()
 		if latency > 0 {
 			time.Sleep(latency)
+		}
+		if create, ok := action.(k8stesting.CreateAction); ok && discard {
+			return true, create.GetObject(), nil
 		}
 		return false, nil, nil
 	}

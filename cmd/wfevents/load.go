@@ -66,7 +66,7 @@ type loadOptions struct {
 }
 
 // inProcessFlags configure the in-process server, so --url rules them out.
-var inProcessFlags = []string{"event-pipeline-size", "event-worker-count", "api-latency", "handler"}
+var inProcessFlags = []string{"event-pipeline-size", "event-worker-count", "api-latency", "api-discard-workflows", "handler"}
 
 func parseLoadFlags(args []string, stderr io.Writer) (loadOptions, error) {
 	opts := loadOptions{headers: http.Header{}}
@@ -96,6 +96,7 @@ func parseLoadFlags(args []string, stderr io.Writer) (loadOptions, error) {
 	flags.IntVar(&run.Server.PipelineSize, "event-pipeline-size", workers.DefaultSize, "in-process server: events held at once, queued or being processed")
 	flags.IntVar(&run.Server.WorkerCount, "event-worker-count", workers.DefaultWorkers, "in-process server: workers that process events")
 	flags.DurationVar(&run.Server.APILatency, "api-latency", 0, "in-process server: delay added to each Workflow create of the embedded cluster")
+	flags.BoolVar(&run.Server.DiscardWorkflows, "api-discard-workflows", false, "in-process server: answer Workflow creates without keeping the Workflows, as a real API server keeps them outside this process (not with the limit scenario)")
 	flags.StringVar(&run.Server.Handler, "handler", loadtest.HandlerAdmission, "in-process server: admission serves wfevents, noop answers 200 {} to everything, as a baseline")
 	flags.TextVar(&opts.logLevel, "log-level", slog.LevelWarn, "in-process server: log `level` on stderr")
 
