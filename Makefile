@@ -112,5 +112,6 @@ bench-report: ## Measure the figures of docs/benchmarks.md and print them for pa
 	$(LOAD_DIR)/wfevents load rate --rate 1000 --json $(LOAD_DIR)/rate-1000.json --plot $(LOAD_DIR)/rate-1000.html
 	$(LOAD_DIR)/wfevents load capacity --api-latency 10ms --step-duration 5s --duration 90s --json $(LOAD_DIR)/capacity.json --plot $(LOAD_DIR)/capacity.html
 	$(LOAD_DIR)/wfevents load rate --api-latency 10ms --rate $(STORM_RATE) --duration 30s --max-requests $$(( $(STORM_RATE) * 30 )) --json $(LOAD_DIR)/storm.json --plot $(LOAD_DIR)/storm.html
+	$(LOAD_DIR)/wfevents load rate --api-latency 10ms --api-discard-workflows --rate $(STORM_RATE) --duration 30s --max-requests $$(( $(STORM_RATE) * 30 )) --json $(LOAD_DIR)/storm-discard.json
 	$(LOAD_DIR)/wfevents load limit --json $(LOAD_DIR)/limit.json --plot $(LOAD_DIR)/limit.html
 	@echo "== machine after"; uptime
