@@ -375,12 +375,37 @@ func OpenRotatingFile(path string, maxSizeMiB, maxBackups int) (io.WriteCloser, 
 
 	// lumberjack opens the file at the first write, and would create
 	// missing directories. Open it now, so a wrong path fails at start.
-	file, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	file, err := os.OpenFile(path, os.O_RDWR|os.O_APPEND|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("open recording: %w", err)
+	}
+	// A run that stopped mid-write, as on a crash or a full disk, left a
+	// partial last line. Ending it keeps the next run's lines whole, so
+	// only that one line fails to read.
+	if err := endPartialLine(file); err != nil {
+		file.Close()
+		return nil, fmt.Errorf("end the partial last line of recording %s: %w", path, err)
 	}
 	if err := file.Close(); err != nil {
 		return nil, fmt.Errorf("close recording %s: %w", path, err)
 	}
 	return &lumberjack.Logger{Filename: path, MaxSize: maxSizeMiB, MaxBackups: maxBackups}, nil
+}
+
+// endPartialLine writes a newline at the end of file unless the file is
+// empty or already ends with one.
+func endPartialLine(file *os.File) error {
+	info, err := file.Stat()
+	if err != nil || info.Size() == 0 {
+		return err
+	}
+	last := make([]byte, 1)
+	if _, err := file.ReadAt(last, info.Size()-1); err != nil {
+		return err
+	}
+	if last[0] == '\n' {
+		return nil
+	}
+	_, err = file.Write([]byte{'\n'})
+	return err
 }

@@ -538,3 +538,20 @@ func TestNewRecorderValidates(t *testing.T) {
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "BufferSize must not be negative")
 }
+
+func TestOpenRotatingFileEndsPartialLine(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "stream.jsonl")
+	require.NoError(t, os.WriteFile(path, []byte(`{"method":"POST","path":"/a"}`+"\n"+`{"method":"PO`), 0o600))
+
+	out, err := sim.OpenRotatingFile(path, 1, 0)
+	require.NoError(t, err)
+	require.NoError(t, sim.NewStreamWriter(out).Write(sim.Request{Method: "POST", Path: "/b"}))
+	require.NoError(t, out.Close())
+
+	data, err := os.ReadFile(path)
+	require.NoError(t, err)
+	lines := strings.Split(strings.TrimSuffix(string(data), "\n"), "\n")
+	require.Len(t, lines, 3)
+	assert.Equal(t, `{"method":"PO`, lines[1], "the partial line stays as it was, on its own")
+	assert.Contains(t, lines[2], `"path":"/b"`)
+}

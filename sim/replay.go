@@ -390,6 +390,12 @@ func dryRunMatches(body []byte) ([]string, bool) {
 	return matched, true
 }
 
+// HasRedactedSignature reports whether req carries a webhook signature or
+// secret header that a recorder redacted.
+func HasRedactedSignature(req Request) bool {
+	return hasRedactedSignature(req.Headers)
+}
+
 func hasRedactedSignature(header http.Header) bool {
 	return slices.ContainsFunc(signatureHeaders, func(name string) bool { return header.Get(name) == Redacted })
 }

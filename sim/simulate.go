@@ -187,6 +187,11 @@ func Simulate(arrivals []Arrival, s Settings) (Result, error) {
 
 	sim := newSimulator(arrivals, received, s)
 	sim.run()
+	// addDurations saturates, so a run past the largest duration ends
+	// exactly there.
+	if sim.out.LastCreated == math.MaxInt64 {
+		return Result{}, fmt.Errorf("the simulation runs past about 292 years of virtual time, the largest a duration holds: use a smaller API latency (%s) or fewer events", s.APILatency)
+	}
 	return sim.result(), nil
 }
 
@@ -331,7 +336,7 @@ func (sim *simulator) arrive(i int) {
 		sim.out.Admitted++
 	}
 
-	// The server answers 503 to any event while the pipeline is full,
+	// The server returns 503 for any event while the pipeline is full,
 	// before it authenticates or reads the request.
 	now := sim.received[i]
 	if sim.depth >= sim.settings.PipelineSize {

@@ -199,13 +199,14 @@ func TestSimulateEmptyStream(t *testing.T) {
 	assert.Equal(t, time.Duration(0), r.LastCreated)
 }
 
-func TestSimulateLatencySaturates(t *testing.T) {
+func TestSimulateLatencyOverflowIsError(t *testing.T) {
 	// Two creates of the maximum duration would overflow the clock.
 	arrivals := []Arrival{{Admitted: true, Creates: 2}}
-	r := simulate(t, arrivals, settings(1, 1, math.MaxInt64))
 
-	assert.Equal(t, time.Duration(math.MaxInt64), r.LastCreated)
-	assert.Equal(t, time.Duration(math.MaxInt64), r.Events[0].Finished)
+	_, err := Simulate(arrivals, settings(1, 1, math.MaxInt64))
+
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "runs past about 292 years of virtual time")
 }
 
 func TestSimulateInvalidInput(t *testing.T) {
@@ -487,4 +488,14 @@ func BenchmarkSimulate(b *testing.B) {
 	}
 	perRun := b.Elapsed() / time.Duration(b.N)
 	b.ReportMetric(span.Seconds()/perRun.Seconds(), "x_real_time")
+}
+
+func TestSimulateRejectsVirtualTimeOverflow(t *testing.T) {
+	arrivals := []Arrival{{Admitted: true, Creates: 3}}
+
+	_, err := Simulate(arrivals, Settings{PipelineSize: 1, Workers: 1, Speed: 1, APILatency: FixedLatency(1_000_000 * time.Hour), Seed: 1})
+
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "the simulation runs past about 292 years of virtual time")
+	assert.Contains(t, err.Error(), "use a smaller API latency (1000000h0m0s)")
 }

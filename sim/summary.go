@@ -19,8 +19,9 @@ import (
 //
 // A line the recording server rejected with 503 before reading it has no
 // body to replay. It stands for an event that needed a slot, so it counts
-// as admitted, with the mean Workflow count of the queued events rounded,
-// or 1 when none was queued.
+// as admitted. Its Workflow count is the mean of the queued events rounded
+// up, or 1 when none was queued. Rounding up errs towards more load, the
+// safe side for sizing.
 //
 // NOTE: a redelivery's Workflow counts as one create, though the server
 // makes a create and a read for it. Failed creates count as none.
@@ -49,7 +50,7 @@ func Arrivals(requests []Request, report Report) ([]Arrival, ArrivalStats, error
 	}
 	stats.EstimatedCreates = 1
 	if queued > 0 {
-		stats.EstimatedCreates = (creates + queued/2) / queued
+		stats.EstimatedCreates = (creates + queued - 1) / queued
 	}
 
 	arrivals := make([]Arrival, 0, len(requests))
@@ -225,8 +226,8 @@ func maxDepthOf(depth []DepthPoint) int {
 // the depth over time.
 func WriteSummary(w io.Writer, s Summary) error {
 	table := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintf(table, "settings\tpipeline size %d, %d workers, API latency %s per create, speed %g, seed %d\n",
-		s.PipelineSize, s.Workers, s.APILatency, s.Speed, s.Seed)
+	fmt.Fprintf(table, "settings\tpipeline size %d, %s, API latency %s per create, speed %g, seed %d\n",
+		s.PipelineSize, pluralize(s.Workers, "worker"), s.APILatency, s.Speed, s.Seed)
 	fmt.Fprintf(table, "requests\t%d\n", s.Requests)
 	fmt.Fprintf(table, "accepted\t%d\n", s.Accepted)
 	fmt.Fprintf(table, "rejected (503)\t%d\n", s.Rejected)
@@ -265,7 +266,7 @@ func writeInputNotes(w io.Writer, input ArrivalStats) {
 		fmt.Fprintf(w, "left out\t%d\t(requests to paths other than /api/v1/events/)\n", input.OtherPaths)
 	}
 	if input.Estimated > 0 {
-		fmt.Fprintf(w, "estimated\t%d\t(recorded 503s without a body, counted as admitted with %d Workflows each)\n", input.Estimated, input.EstimatedCreates)
+		fmt.Fprintf(w, "estimated\t%d\t(recorded 503s without a body, counted as admitted with %s each)\n", input.Estimated, pluralize(input.EstimatedCreates, "Workflow"))
 	}
 	if input.NotReplayed > 0 {
 		fmt.Fprintf(w, "not replayed\t%d\t(counted as not admitted; wfevents replay shows why)\n", input.NotReplayed)

@@ -77,7 +77,7 @@ func TestArrivalsEstimateRecordedRejections(t *testing.T) {
 	arrivals, stats, err := Arrivals(requests, report)
 
 	require.NoError(t, err)
-	assert.Equal(t, Arrival{Admitted: true, Creates: 2}, arrivals[2], "a recorded 503 stands for an event with the mean Workflow count, 1.5 rounded")
+	assert.Equal(t, Arrival{Admitted: true, Creates: 2}, arrivals[2], "a recorded 503 stands for an event with the mean Workflow count, 1.5 rounded up")
 	assert.Equal(t, Arrival{Admitted: false}, arrivals[3], "a 413 is not admitted")
 	assert.Equal(t, ArrivalStats{Estimated: 1, EstimatedCreates: 2, NotReplayed: 1}, stats)
 }
@@ -107,7 +107,7 @@ func TestWriteSummaryText(t *testing.T) {
 	require.NoError(t, WriteSummary(&buf, Summarize(result, ArrivalStats{OtherPaths: 3}, 2)))
 
 	text := buf.String()
-	assert.Contains(t, text, "settings               pipeline size 1, 1 workers, API latency 1s per create, speed 1, seed 1\n")
+	assert.Contains(t, text, "settings               pipeline size 1, 1 worker, API latency 1s per create, speed 1, seed 1\n")
 	assert.Contains(t, text, "accepted               1\n")
 	assert.Contains(t, text, "rejected (503)         2\n")
 	assert.Contains(t, text, "delay to creation      p50 1s, p90 1s, p99 1s, max 1s\n")

@@ -167,7 +167,7 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		}
 	}
 	if notReplayed > 0 {
-		fmt.Fprintf(stderr, "%d of %d requests were not replayed: the ERRORS column gives the reason for each\n", notReplayed, len(report.Events))
+		fmt.Fprintf(stderr, "%d of %d requests were not replayed: each one's errors give the reason\n", notReplayed, len(report.Events))
 	}
 
 	differs := false

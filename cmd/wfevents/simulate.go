@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"net/http"
 	"os"
 	"time"
 
@@ -132,7 +133,7 @@ func runSimulate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return err
 	}
 
-	arrivals, input, err := replayForSimulation(ctx, opts)
+	arrivals, input, err := replayForSimulation(ctx, opts, stderr)
 	if err != nil {
 		return err
 	}
@@ -161,10 +162,24 @@ func runSimulate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 
 // replayForSimulation replays the stream to learn each request's admission
 // and Workflow count.
-func replayForSimulation(ctx context.Context, opts simulateOptions) ([]sim.Arrival, sim.ArrivalStats, error) {
+func replayForSimulation(ctx context.Context, opts simulateOptions, stderr io.Writer) ([]sim.Arrival, sim.ArrivalStats, error) {
 	requests, report, err := opts.source.replay(ctx)
 	if err != nil {
 		return nil, sim.ArrivalStats{}, err
+	}
+
+	// A recording's deliveries fail on their redacted signatures unless
+	// signed again, which would leave them out of the load unnoticed.
+	if !opts.source.trustSignatures {
+		unsigned := 0
+		for i, result := range report.Events {
+			if result.Status == http.StatusUnauthorized && sim.HasRedactedSignature(requests[i]) {
+				unsigned++
+			}
+		}
+		if unsigned > 0 {
+			fmt.Fprintf(stderr, "warning: %d webhook deliveries got 401 because their signatures were redacted when recorded, so they count as not admitted: add --trust-signatures to count them as the deliveries they were\n", unsigned)
+		}
 	}
 	return sim.Arrivals(requests, report)
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -91,4 +92,20 @@ func TestSimulateFlagErrors(t *testing.T) {
 			assert.Contains(t, message, tc.want)
 		})
 	}
+}
+
+func TestSimulateWarnsOfRedactedSignatures(t *testing.T) {
+	data, err := os.ReadFile("../../fixtures/streams/github.jsonl")
+	require.NoError(t, err)
+	redacted := regexp.MustCompile(`"X-Hub-Signature-256":\["sha256=[0-9a-f]+"\]`).ReplaceAllString(string(data), `"X-Hub-Signature-256":["REDACTED"]`)
+	require.NotEqual(t, string(data), redacted)
+	stream := writeTestStream(t, redacted)
+
+	_, stderr, err := runCommand(t, "simulate", "--fixtures", "../../fixtures", stream)
+	require.NoError(t, err)
+	assert.Contains(t, stderr, "warning: 8 webhook deliveries got 401 because their signatures were redacted")
+
+	_, stderr, err = runCommand(t, "simulate", "--fixtures", "../../fixtures", "--trust-signatures", stream)
+	require.NoError(t, err)
+	assert.NotContains(t, stderr, "warning:")
 }
