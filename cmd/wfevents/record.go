@@ -90,7 +90,11 @@ func runRecord(_ context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 
-	fmt.Fprintf(stderr, "wfevents record: wrote %d requests from %s to %s\n", len(requests), opts.har, destination)
+	noun := "requests"
+	if len(requests) == 1 {
+		noun = "request"
+	}
+	fmt.Fprintf(stderr, "wfevents record: wrote %d %s from %s to %s\n", len(requests), noun, opts.har, destination)
 	switch {
 	case entries == 0:
 		fmt.Fprintf(stderr, "wfevents record: %s has no entries: export the HAR after the browser or proxy has captured the requests\n", opts.har)

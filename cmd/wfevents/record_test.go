@@ -84,7 +84,7 @@ func TestServeRejectsRecordFlags(t *testing.T) {
 	}{
 		{name: "zero size", args: []string{"--record", path, "--record-max-size", "0"}, wantStderr: "invalid --record-max-size 0: must be positive"},
 		{name: "negative backups", args: []string{"--record", path, "--record-max-backups", "-1"}, wantStderr: "invalid --record-max-backups -1: must not be negative"},
-		{name: "size below a line", args: []string{"--record", path, "--record-max-size", "3"}, wantStderr: "invalid --record-max-size 3: a file must hold a request whose body is at --max-body-bytes 2097152, so use at least 4"},
+		{name: "size below a line", args: []string{"--record", path, "--record-max-size", "3"}, wantStderr: "invalid --record-max-size 3 MiB: a file must hold a request whose body is at --max-body-bytes 2097152, so use at least 4 MiB"},
 		{name: "size below a larger body limit", args: []string{"--record", path, "--record-max-size", "4", "--max-body-bytes", "4194304"}, wantStderr: "use at least 8"},
 		{name: "size without record", args: []string{"--record-max-size", "50"}, wantStderr: "invalid --record-max-size without --record"},
 		{name: "backups without record", args: []string{"--record-max-backups", "1"}, wantStderr: "invalid --record-max-backups without --record"},

@@ -152,7 +152,7 @@ func (opts serveOptions) validate() error {
 	case opts.recordMaxSize <= 0:
 		return fmt.Errorf("invalid --record-max-size %d: must be positive, in MiB", opts.recordMaxSize)
 	case int64(opts.recordMaxSize) < minRecordMaxSize(opts.maxBodyBytes):
-		return fmt.Errorf("invalid --record-max-size %d: a file must hold a request whose body is at --max-body-bytes %d, so use at least %d", opts.recordMaxSize, opts.maxBodyBytes, minRecordMaxSize(opts.maxBodyBytes))
+		return fmt.Errorf("invalid --record-max-size %d MiB: a file must hold a request whose body is at --max-body-bytes %d, so use at least %d MiB", opts.recordMaxSize, opts.maxBodyBytes, minRecordMaxSize(opts.maxBodyBytes))
 	case opts.recordMaxBackups < 0:
 		return fmt.Errorf("invalid --record-max-backups %d: must not be negative, and 0 keeps all backups", opts.recordMaxBackups)
 	}
