@@ -63,7 +63,7 @@ const benchMessage = "hello events"
 // "wfevents" builds wfevents with app.NewCluster as the API server's admin,
 // calls its handler with b.N events in this process, without HTTP, and
 // waits until its benchWorkers workers have created b.N Workflows. A
-// Workflow counts once the API server answered its create with 201, and
+// Workflow counts once the API server responded to its create with 201, and
 // after each phase a list of the namespace must contain exactly b.N
 // Workflows.
 //

@@ -255,12 +255,12 @@ func (r *Report) WriteText(w io.Writer) error {
 	case r.Server != nil && r.Server.Handler == HandlerNoop:
 		p.printf("in-process server: handler %s, which does nothing\n", r.Server.Handler)
 	case r.Server != nil:
-		kept := ""
+		storage := ""
 		if r.Server.DiscardWorkflows {
-			kept = ", Workflows not kept"
+			storage = ", Workflows not kept"
 		}
 		p.printf("in-process server: handler %s, pipeline size %d, %d workers, API latency %s%s\n",
-			r.Server.Handler, r.Server.PipelineSize, r.Server.WorkerCount, time.Duration(r.Server.APILatency*float64(time.Millisecond)), kept)
+			r.Server.Handler, r.Server.PipelineSize, r.Server.WorkerCount, time.Duration(r.Server.APILatency*float64(time.Millisecond)), storage)
 	}
 	p.printf("machine: %d CPUs, GOMAXPROCS %d, %s, load average %s at start, %s at end\n",
 		r.Machine.CPUs, r.Machine.GOMAXPROCS, r.Machine.GoVersion, r.Machine.LoadAtStart, r.Machine.LoadAtEnd)

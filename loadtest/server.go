@@ -45,7 +45,7 @@ type ServerConfig struct {
 	// the worker that creates it, to stand in for a real API server.
 	APILatency time.Duration
 
-	// DiscardWorkflows makes the embedded cluster answer each Workflow
+	// DiscardWorkflows makes the embedded cluster respond to each Workflow
 	// create without keeping the Workflow. A real API server keeps them in
 	// its own memory, so this leaves the process with wfevents' memory
 	// alone. The limit scenario cannot count Workflows then.

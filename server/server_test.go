@@ -895,8 +895,8 @@ func TestListWorkflowsWrongMethod(t *testing.T) {
 	assert.Equal(t, model.CodeUnimplemented, decodeError(t, rec).Code)
 }
 
-// memoryAccess answers from memory for the tokens and namespaces it knows,
-// and counts the calls that would block.
+// memoryAccess returns decisions from memory for the tokens and namespaces
+// it knows, and counts the calls that would block.
 type memoryAccess struct {
 	identities map[model.Token]model.Identity
 	namespaces map[string]bool
