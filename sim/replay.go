@@ -20,6 +20,7 @@ import (
 
 	"github.com/wfevents/wfevents/app"
 	"github.com/wfevents/wfevents/fixtures"
+	"github.com/wfevents/wfevents/metrics"
 	"github.com/wfevents/wfevents/model"
 	"github.com/wfevents/wfevents/server"
 	"github.com/wfevents/wfevents/workers"
@@ -158,7 +159,10 @@ func NewReplayer(ctx context.Context, cfg ReplayConfig) (*Replayer, error) {
 		outcomes:    make(map[string][]workers.Outcome),
 	}
 	built, err := app.NewEmbedded(app.Config{
-		MaxBodyBytes:  cfg.MaxBodyBytes,
+		MaxBodyBytes: cfg.MaxBodyBytes,
+		// The server records metrics as "wfevents serve" does, so a
+		// recorded scrape of /metrics replays as a 200.
+		Metrics:       metrics.New(metrics.Config{}),
 		PipelineSize:  cfg.PipelineSize,
 		WorkerCount:   cfg.WorkerCount,
 		Logger:        cfg.Logger,

@@ -255,3 +255,11 @@ func TestReplayDryRunListsMatches(t *testing.T) {
 	assert.Empty(t, result.Workflows, "a dry run creates nothing")
 	assert.False(t, result.Queued)
 }
+
+func TestReplayServesMetrics(t *testing.T) {
+	replayer := newTestReplayer(t, ReplayConfig{})
+
+	result := replayer.Replay(t.Context(), Request{Line: 1, Method: http.MethodGet, Path: "/metrics"})
+
+	assert.Equal(t, http.StatusOK, result.Status, result.Errors)
+}

@@ -206,21 +206,23 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 func readStream(path string, maxBodyBytes int64) ([]sim.Request, error) {
 	// A body takes 4/3 of its size in base64, and the headers come on top.
 	maxLine := max(sim.MaxLineBytes, int(maxBodyBytes/3*4+(1<<20)))
-	if path == "-" {
-		requests, err := sim.ReadStreamLimit(os.Stdin, maxLine)
+
+	input, name := io.Reader(os.Stdin), "stdin"
+	if path != "-" {
+		file, err := os.Open(path)
 		if err != nil {
-			return nil, fmt.Errorf("read stream from stdin: %w", err)
+			return nil, fmt.Errorf("open stream: %w: pass the path of a recorded stream (JSON Lines), or - for stdin", err)
 		}
-		return requests, nil
+		defer file.Close()
+		input, name = file, path
 	}
-	file, err := os.Open(path)
+
+	requests, err := sim.ReadStreamLimit(input, maxLine)
 	if err != nil {
-		return nil, fmt.Errorf("open stream: %w: pass the path of a recorded stream (JSON Lines), or - for stdin", err)
+		return nil, fmt.Errorf("read stream %s: %w", name, err)
 	}
-	defer file.Close()
-	requests, err := sim.ReadStreamLimit(file, maxLine)
-	if err != nil {
-		return nil, fmt.Errorf("read stream %s: %w", path, err)
+	if len(requests) == 0 {
+		return nil, fmt.Errorf("stream %s has no requests: record some with wfevents serve --record FILE, or import a HAR file with wfevents record --har", name)
 	}
 	return requests, nil
 }

@@ -126,3 +126,12 @@ func TestReplayRaisedBodyLimit(t *testing.T) {
 	require.NoError(t, err, stderr)
 	assert.Regexp(t, `\n1\s+200\s`, stdout)
 }
+
+func TestReplayEmptyStream(t *testing.T) {
+	stream := writeTestStream(t, "\n")
+
+	_, _, err := runCommand(t, "replay", stream)
+
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "has no requests: record some with wfevents serve --record FILE")
+}

@@ -222,7 +222,14 @@ func runSweep(arrivals []sim.Arrival, input sim.ArrivalStats, opts simulateOptio
 	if opts.output == "json" {
 		encoder := json.NewEncoder(stdout)
 		encoder.SetIndent("", "  ")
-		return encoder.Encode(sweepJSON(rows))
+		return encoder.Encode(sweepReport{
+			Requests:   len(arrivals),
+			APILatency: opts.settings.APILatency.String(),
+			Speed:      opts.settings.Speed,
+			Seed:       opts.settings.Seed,
+			Input:      input,
+			Rows:       sweepJSON(rows),
+		})
 	}
 	fmt.Fprintf(stdout, "%d requests, API latency %s per create, speed %g, seed %d\n",
 		len(arrivals), opts.settings.APILatency, opts.settings.Speed, opts.settings.Seed)
@@ -232,6 +239,17 @@ func runSweep(arrivals []sim.Arrival, input sim.ArrivalStats, opts simulateOptio
 	}
 	fmt.Fprintln(stdout)
 	return sim.WriteSweepTable(stdout, rows)
+}
+
+// sweepReport is the JSON form of a sweep: what the table's heading and
+// rows show.
+type sweepReport struct {
+	Requests   int              `json:"requests"`
+	APILatency string           `json:"apiLatency"`
+	Speed      float64          `json:"speed"`
+	Seed       uint64           `json:"seed"`
+	Input      sim.ArrivalStats `json:"input"`
+	Rows       []sweepRowJSON   `json:"rows"`
 }
 
 // sweepRowJSON is a sweep row with the delay in seconds.

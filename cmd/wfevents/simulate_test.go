@@ -109,3 +109,21 @@ func TestSimulateWarnsOfRedactedSignatures(t *testing.T) {
 	require.NoError(t, err)
 	assert.NotContains(t, stderr, "warning:")
 }
+
+func TestSimulateSweepJSON(t *testing.T) {
+	stdout, stderr, err := runCommand(t, "simulate", "--fixtures", "../../fixtures", "--sweep", "--sweep-sizes", "8,16", "--sweep-workers", "1", "--output", "json", burstStream)
+	require.NoError(t, err, stderr)
+
+	var report struct {
+		Requests   int
+		APILatency string
+		Rows       []struct{ PipelineSize, Workers, Rejected int }
+	}
+	require.NoError(t, json.Unmarshal([]byte(stdout), &report))
+	assert.Equal(t, 500, report.Requests)
+	assert.Equal(t, "20ms", report.APILatency)
+	require.Len(t, report.Rows, 2)
+	assert.Equal(t, 8, report.Rows[0].PipelineSize)
+	assert.Equal(t, 16, report.Rows[1].PipelineSize)
+	assert.GreaterOrEqual(t, report.Rows[0].Rejected, report.Rows[1].Rejected, "a larger pipeline rejects no more here")
+}
