@@ -896,7 +896,7 @@ func TestListWorkflowsWrongMethod(t *testing.T) {
 }
 
 // memoryAccess returns decisions from memory for the tokens and namespaces
-// it knows, and counts the calls that would block.
+// in its maps, and counts the calls that would block.
 type memoryAccess struct {
 	identities map[model.Token]model.Identity
 	namespaces map[string]bool

@@ -11,7 +11,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -177,25 +176,6 @@ func (c *testCluster) startApp(t testing.TB, cfg app.Config) (*app.App, string) 
 
 func debugLogger(w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-// logBuffer collects log output. It is safe for concurrent use, because the
-// app's goroutines write while the test reads.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // createNamespace creates a namespace with a generated name that starts
@@ -499,7 +479,7 @@ func TestClusterServiceAccountCreatesWorkflow(t *testing.T) {
 	token, subject := c.sender(t, namespace)
 	expression := fmt.Sprintf(`metadata.claimSet.sub == %q && event.message != "" && metadata["x-argo-e2e"] == ["true"]`, subject)
 	c.createTemplate(t, referenceTemplate(t, namespace, expression))
-	var logs logBuffer
+	var logs syncBuffer
 	a, url := c.startApp(t, app.Config{Logger: debugLogger(io.MultiWriter(t.Output(), &logs))})
 
 	// The reference example, sent the way curl -d sends it.

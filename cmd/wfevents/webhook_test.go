@@ -14,7 +14,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -34,31 +33,12 @@ import (
 // fixtures/cluster/webhook-clients.yaml.
 const githubWebhookSecret = "github-webhook-secret"
 
-// webhookLogBuffer collects log output written by the app's goroutines while
-// the test reads it.
-type webhookLogBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *webhookLogBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *webhookLogBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // startWebhookApp runs the embedded app on seed behind an httptest server,
 // with its Debug logs going to the test log and to the returned buffer.
-func startWebhookApp(t testing.TB, seed *fixtures.Set) (*app.App, *httptest.Server, *webhookLogBuffer) {
+func startWebhookApp(t testing.TB, seed *fixtures.Set) (*app.App, *httptest.Server, *syncBuffer) {
 	t.Helper()
 
-	logs := &webhookLogBuffer{}
+	logs := &syncBuffer{}
 	var sequence atomic.Int64
 	a, err := app.NewEmbedded(app.Config{
 		Logger:     slog.New(slog.NewTextHandler(io.MultiWriter(t.Output(), logs), &slog.HandlerOptions{Level: slog.LevelDebug})),
